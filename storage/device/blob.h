@@ -70,6 +70,9 @@ typedef struct BlobInfo {
     /* Batch/zran decompression contexts, owned by the blob meta reader. */
     void *meta_private;
     void (*meta_private_free)(void *p);
+
+    /* Appended by the RAFS readers. */
+    uint64_t compressed_data_size;  /* chunk data lies in [0, this) (prefetch range); 0 = compressed_size */
 } BlobInfo;
 
 typedef struct BlobIoDesc {

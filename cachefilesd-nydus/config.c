@@ -1,0 +1,468 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "storage/util/macros.h"
+
+#define CONFIG_MAX_BYTES (1u << 20)
+#define CONFIG_MAX_IMAGES 4096
+
+typedef struct Parser {
+    yaml_document_t doc;
+    const char *name;
+    char *err;
+    size_t err_len;
+    char base_dir[PATH_MAX];        /* relative paths resolve against the config's directory */
+} Parser;
+
+static int fail(Parser *p, const yaml_node_t *node, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(Parser *p, const yaml_node_t *node, const char *path, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    if (node)
+        snprintf(p->err, p->err_len, "%s:%zu:%zu: %s: %s", p->name, node->start_mark.line + 1,
+                 node->start_mark.column + 1, path, what);
+    else
+        snprintf(p->err, p->err_len, "%s: %s: %s", p->name, path, what);
+    return -EINVAL;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-' || *s == ' ')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    static const struct { const char *suffix; uint64_t mul; } units[] = {
+        { "", 1 }, { "b", 1 }, { "k", 1ull << 10 }, { "kib", 1ull << 10 }, { "kb", 1ull << 10 },
+        { "m", 1ull << 20 }, { "mib", 1ull << 20 }, { "mb", 1ull << 20 },
+        { "g", 1ull << 30 }, { "gib", 1ull << 30 }, { "gb", 1ull << 30 },
+    };
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(units); i++) {
+        if (strcasecmp(end, units[i].suffix) == 0) {
+            if (__builtin_mul_overflow((uint64_t)v, units[i].mul, out))
+                return -ERANGE;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+int config_parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-' || *s == ' ')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    uint64_t mul;
+    if (strcmp(end, "ms") == 0)
+        mul = 1;
+    else if (strcmp(end, "s") == 0 || *end == '\0')
+        mul = 1000;
+    else if (strcmp(end, "m") == 0)
+        mul = 60000;
+    else
+        return -EINVAL;
+    if (__builtin_mul_overflow((uint64_t)v, mul, out))
+        return -ERANGE;
+    return 0;
+}
+
+bool config_name_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 200 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* ---- typed accessors over the libyaml document ---- */
+
+static const char *scalar(const yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int get_string(Parser *p, const yaml_node_t *n, const char *path, char **out)
+{
+    const char *s = scalar(n);
+    if (!s)
+        return fail(p, n, path, "expected a string");
+    if (strlen(s) > PATH_MAX)
+        return fail(p, n, path, "value is too long");
+    free(*out);
+    *out = strdup(s);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int get_path(Parser *p, const yaml_node_t *n, const char *path, char **out)
+{
+    int r = get_string(p, n, path, out);
+    if (r < 0)
+        return r;
+    if ((*out)[0] == '\0')
+        return fail(p, n, path, "empty path");
+    if ((*out)[0] != '/') {
+        char full[PATH_MAX];
+        if (snprintf(full, sizeof(full), "%s/%s", p->base_dir, *out) >= (int)sizeof(full))
+            return fail(p, n, path, "path is too long");
+        free(*out);
+        *out = strdup(full);
+        if (!*out)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int get_name(Parser *p, const yaml_node_t *n, const char *path, char **out)
+{
+    int r = get_string(p, n, path, out);
+    if (r < 0)
+        return r;
+    if (!config_name_is_valid(*out))
+        return fail(p, n, path, "'%s' must be 1-200 characters of [A-Za-z0-9._-]", *out);
+    return 0;
+}
+
+static int get_bool(Parser *p, const yaml_node_t *n, const char *path, bool *out)
+{
+    const char *s = scalar(n);
+    if (s && (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0 || strcmp(s, "on") == 0))
+        *out = true;
+    else if (s && (strcmp(s, "false") == 0 || strcmp(s, "no") == 0 || strcmp(s, "off") == 0))
+        *out = false;
+    else
+        return fail(p, n, path, "expected true or false");
+    return 0;
+}
+
+static int get_u64(Parser *p, const yaml_node_t *n, const char *path, int (*parse)(const char *, uint64_t *),
+                   uint64_t min, uint64_t max, uint64_t *out)
+{
+    const char *s = scalar(n);
+    uint64_t v;
+    if (!s || parse(s, &v) < 0)
+        return fail(p, n, path, "expected a %s", parse == config_parse_size ? "size (e.g. 1MiB)" :
+                    parse == config_parse_duration_ms ? "duration (e.g. 30s, 500ms)" : "number");
+    if (v < min || v > max)
+        return fail(p, n, path, "%s is out of range [%" PRIu64 ", %" PRIu64 "]", s, min, max);
+    *out = v;
+    return 0;
+}
+
+static int parse_plain_number(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!*s || *s == '-' || *s == ' ')
+        return -EINVAL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+/* Iterate a mapping: for each pair, key string and value node. */
+#define FOR_EACH_PAIR(p, map, key, val)                                                   \
+    for (yaml_node_pair_t *_pair = (map)->data.mapping.pairs.start;                       \
+         _pair < (map)->data.mapping.pairs.top; _pair++)                                   \
+        for (const char *key = scalar(yaml_document_get_node(&(p)->doc, _pair->key)); key; key = NULL) \
+            for (yaml_node_t *val = yaml_document_get_node(&(p)->doc, _pair->value); val; val = NULL)
+
+static int parse_backend(Parser *p, yaml_node_t *map, const char *path, BackendConfig *out)
+{
+    char sub[256];
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(p, map, path, "expected a mapping");
+    char *type = NULL;
+    int r = 0;
+    FOR_EACH_PAIR(p, map, key, val) {
+        snprintf(sub, sizeof(sub), "%.100s.%.100s", path, key);
+        if (strcmp(key, "type") == 0)
+            r = get_string(p, val, sub, &type);
+        else if (strcmp(key, "dir") == 0)
+            r = get_path(p, val, sub, &out->dir);
+        else
+            r = fail(p, val, sub, "unknown key");
+        if (r < 0)
+            goto out;
+    }
+    if (!type) {
+        r = fail(p, map, path, "missing 'type' (localfs)");
+    } else if (strcmp(type, "localfs") == 0) {
+        out->type = BACKEND_TYPE_LOCALFS;
+        if (!out->dir)
+            r = fail(p, map, path, "localfs backend needs 'dir'");
+    } else {
+        r = fail(p, map, path, "unsupported backend type '%s'", type);
+    }
+out:
+    free(type);
+    return r;
+}
+
+static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfig *img)
+{
+    char sub[256];
+    img->prefill_bootstrap = -1;
+    if (map->type != YAML_MAPPING_NODE)
+        return fail(p, map, path, "expected a mapping");
+    bool have_backend = false;
+    FOR_EACH_PAIR(p, map, key, val) {
+        int r;
+        snprintf(sub, sizeof(sub), "%.100s.%.100s", path, key);
+        if (strcmp(key, "fsid") == 0) {
+            r = get_name(p, val, sub, &img->fsid);
+        } else if (strcmp(key, "domain_id") == 0) {
+            r = get_name(p, val, sub, &img->domain_id);
+        } else if (strcmp(key, "bootstrap") == 0) {
+            r = get_path(p, val, sub, &img->bootstrap);
+        } else if (strcmp(key, "prefill_bootstrap") == 0) {
+            bool b;
+            r = get_bool(p, val, sub, &b);
+            img->prefill_bootstrap = b;
+        } else if (strcmp(key, "backend") == 0) {
+            r = parse_backend(p, val, sub, &img->backend);
+            have_backend = true;
+        } else {
+            r = fail(p, val, sub, "unknown key");
+        }
+        if (r < 0)
+            return r;
+    }
+    if (!img->fsid)
+        return fail(p, map, path, "missing 'fsid'");
+    if (!img->bootstrap)
+        return fail(p, map, path, "missing 'bootstrap'");
+    if (!have_backend) {
+        /* Data blobs default to the bootstrap's own directory. */
+        img->backend.type = BACKEND_TYPE_LOCALFS;
+        char *slash = strrchr(img->bootstrap, '/');
+        img->backend.dir = strndup(img->bootstrap, slash && slash != img->bootstrap ? (size_t)(slash - img->bootstrap) : 1);
+        if (!img->backend.dir)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static int parse_root(Parser *p, Config *cfg)
+{
+    yaml_node_t *root = yaml_document_get_root_node(&p->doc);
+    if (!root)
+        return fail(p, NULL, "(document)", "the file is empty");
+    if (root->type != YAML_MAPPING_NODE)
+        return fail(p, root, "(document)", "expected a mapping at the top level");
+
+    FOR_EACH_PAIR(p, root, key, val) {
+        int r;
+        uint64_t v = 0;
+        if (strcmp(key, "cache_dir") == 0) {
+            r = get_path(p, val, key, &cfg->cache_dir);
+        } else if (strcmp(key, "work_dir") == 0) {
+            r = get_path(p, val, key, &cfg->work_dir);
+        } else if (strcmp(key, "tag") == 0) {
+            r = get_name(p, val, key, &cfg->tag);
+        } else if (strcmp(key, "threads") == 0) {
+            r = get_u64(p, val, key, parse_plain_number, 1, 256, &v);
+            cfg->threads = (unsigned)v;
+        } else if (strcmp(key, "read_window") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 0, 64u << 20, &v);
+            if (r == 0 && v % CFN_PAGE_SIZE)
+                r = fail(p, val, key, "must be a multiple of 4KiB");
+            cfg->read_window = (uint32_t)v;
+        } else if (strcmp(key, "merge_limit") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 4096, 64u << 20, &v);
+            cfg->merge_limit = (uint32_t)v;
+        } else if (strcmp(key, "max_inflight") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 1u << 20, 1ull << 40, &v);
+            cfg->max_inflight_bytes = v;
+        } else if (strcmp(key, "request_timeout") == 0) {
+            r = get_u64(p, val, key, config_parse_duration_ms, 100, 3600000, &v);
+            cfg->request_timeout_ms = (uint32_t)v;
+        } else if (strcmp(key, "raw_chunk_size") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 4096, 16u << 20, &v);
+            if (r == 0 && v % CFN_PAGE_SIZE)
+                r = fail(p, val, key, "must be a multiple of 4KiB");
+            cfg->raw_chunk_size = (uint32_t)v;
+        } else if (strcmp(key, "verify") == 0) {
+            r = get_bool(p, val, key, &cfg->verify);
+        } else if (strcmp(key, "images") == 0) {
+            if (val->type != YAML_SEQUENCE_NODE)
+                return fail(p, val, key, "expected a list of images");
+            size_t n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+            if (n > CONFIG_MAX_IMAGES)
+                return fail(p, val, key, "more than %d images", CONFIG_MAX_IMAGES);
+            cfg->images = calloc(n ? n : 1, sizeof(*cfg->images));
+            if (!cfg->images)
+                return -ENOMEM;
+            for (size_t i = 0; i < n; i++) {
+                char sub[64];
+                snprintf(sub, sizeof(sub), "images[%zu]", i);
+                yaml_node_t *item = yaml_document_get_node(&p->doc, val->data.sequence.items.start[i]);
+                cfg->n_images = i + 1;
+                r = parse_image(p, item, sub, &cfg->images[i]);
+                if (r < 0)
+                    return r;
+            }
+            r = 0;
+        } else {
+            r = fail(p, val, key, "unknown key");
+        }
+        if (r < 0)
+            return r;
+    }
+    if (!cfg->cache_dir)
+        return fail(p, root, "cache_dir", "missing (the cachefiles cache directory, on ext4 or xfs)");
+    if (!cfg->work_dir && !(cfg->work_dir = strdup("/var/lib/cachefilesd-nydus")))
+        return -ENOMEM;
+
+    /* An fsid must be unique within its volume: the kernel keys cookies that way. */
+    for (size_t i = 0; i < cfg->n_images; i++)
+        for (size_t j = 0; j < i; j++) {
+            const ImageConfig *a = &cfg->images[i], *b = &cfg->images[j];
+            const char *va = a->domain_id ? a->domain_id : a->fsid;
+            const char *vb = b->domain_id ? b->domain_id : b->fsid;
+            if (strcmp(va, vb) == 0 && strcmp(a->fsid, b->fsid) == 0) {
+                char sub[64];
+                snprintf(sub, sizeof(sub), "images[%zu].fsid", i);
+                return fail(p, NULL, sub, "'%s' is declared twice in the same volume", a->fsid);
+            }
+        }
+    return 0;
+}
+
+static void config_defaults(Config *cfg)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cfg->threads = cores > 0 ? (unsigned)CFN_MIN(cores, 64) : 1;
+    cfg->read_window = 1u << 20;
+    cfg->merge_limit = 4u << 20;
+    cfg->max_inflight_bytes = 64ull << 20;
+    cfg->request_timeout_ms = 60000;
+    cfg->raw_chunk_size = 1u << 20;
+    cfg->verify = true;
+}
+
+int config_parse(Config **ret, const char *name, const char *text, size_t len, char *err, size_t err_len)
+{
+    Parser p = { .name = name, .err = err, .err_len = err_len };
+    yaml_parser_t yp;
+    int r;
+
+    err[0] = '\0';
+    const char *slash = strrchr(name, '/');
+    if (slash)
+        snprintf(p.base_dir, sizeof(p.base_dir), "%.*s", (int)(slash - name), name);
+    else if (!getcwd(p.base_dir, sizeof(p.base_dir)))
+        snprintf(p.base_dir, sizeof(p.base_dir), ".");
+    if (p.base_dir[0] == '\0')
+        snprintf(p.base_dir, sizeof(p.base_dir), "/");
+
+    Config *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return -ENOMEM;
+    config_defaults(cfg);
+
+    if (!yaml_parser_initialize(&yp)) {
+        free(cfg);
+        return -ENOMEM;
+    }
+    yaml_parser_set_input_string(&yp, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&yp, &p.doc)) {
+        snprintf(err, err_len, "%s:%zu:%zu: YAML error: %s", name, yp.problem_mark.line + 1,
+                 yp.problem_mark.column + 1, yp.problem ? yp.problem : "parse failed");
+        yaml_parser_delete(&yp);
+        free(cfg);
+        return -EINVAL;
+    }
+    r = parse_root(&p, cfg);
+    yaml_document_delete(&p.doc);
+    yaml_parser_delete(&yp);
+    if (r < 0) {
+        if (!err[0])
+            snprintf(err, err_len, "%s: %s", name, strerror(-r));
+        config_free(cfg);
+        return r;
+    }
+    *ret = cfg;
+    return 0;
+}
+
+int config_load(Config **ret, const char *path, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        int r = -errno;
+        snprintf(err, err_len, "%s: cannot open: %s", path, strerror(-r));
+        return r;
+    }
+    char *buf = malloc(CONFIG_MAX_BYTES + 1);
+    if (!buf) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+    int read_err = ferror(f);
+    fclose(f);
+    int r;
+    if (read_err) {
+        snprintf(err, err_len, "%s: read error", path);
+        r = -EIO;
+    } else if (n > CONFIG_MAX_BYTES) {
+        snprintf(err, err_len, "%s: larger than %u bytes", path, CONFIG_MAX_BYTES);
+        r = -EFBIG;
+    } else {
+        char abs[PATH_MAX];
+        const char *name = path;
+        if (path[0] != '/' && realpath(path, abs))
+            name = abs;
+        r = config_parse(ret, name, buf, n, err, err_len);
+    }
+    free(buf);
+    return r;
+}
+
+Config *config_free(Config *cfg)
+{
+    if (!cfg)
+        return NULL;
+    for (size_t i = 0; i < cfg->n_images; i++) {
+        ImageConfig *img = &cfg->images[i];
+        free(img->fsid);
+        free(img->domain_id);
+        free(img->bootstrap);
+        free(img->backend.dir);
+    }
+    free(cfg->images);
+    free(cfg->cache_dir);
+    free(cfg->tag);
+    free(cfg->work_dir);
+    free(cfg);
+    return NULL;
+}

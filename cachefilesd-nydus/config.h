@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The daemon's configuration: one YAML file, parsed with libyaml into one
+ * typed, validated, immutable struct. Every error names file:line:column and
+ * the key path.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum backend_type {
+    BACKEND_TYPE_LOCALFS,
+};
+
+typedef struct BackendConfig {
+    enum backend_type type;
+    char *dir;                      /* localfs: directory of blobs named by id */
+} BackendConfig;
+
+typedef struct ImageConfig {
+    char *fsid;                     /* mount -o fsid= */
+    char *domain_id;                /* mount -o domain_id=, or NULL */
+    char *bootstrap;                /* local file served for the fsid cookie */
+    int prefill_bootstrap;          /* -1 auto (when the image has data blobs), 0 no, 1 yes */
+    BackendConfig backend;
+} ImageConfig;
+
+typedef struct Config {
+    char *cache_dir;                /* cachefiles "dir" */
+    char *tag;                      /* cachefiles "tag", or NULL */
+    char *work_dir;                 /* daemon state (blob meta cache); created on demand */
+    unsigned threads;               /* worker threads */
+    uint32_t read_window;           /* READs widened to aligned windows of this size */
+    uint32_t merge_limit;           /* largest single backend read */
+    uint64_t max_inflight_bytes;    /* fetch buffer budget */
+    uint32_t request_timeout_ms;    /* deadline for each kernel request */
+    uint32_t raw_chunk_size;        /* granule of raw (uncompressed, tableless) blobs */
+    bool verify;                    /* check chunk digests where the image has them */
+    ImageConfig *images;
+    size_t n_images;
+} Config;
+
+/* Parse and validate. On failure returns -errno and writes "file:line:col: what" into err. */
+int config_load(Config **ret, const char *path, char *err, size_t err_len);
+/* Same, from memory; `name` is used in messages. */
+int config_parse(Config **ret, const char *name, const char *text, size_t len, char *err, size_t err_len);
+Config *config_free(Config *cfg);
+
+/* "1MiB", "512k", "4096" -> bytes; "30s", "250ms", "2m", "10" (seconds) -> ms. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration_ms(const char *s, uint64_t *out);
+/* fsid, domain_id and blob names: [A-Za-z0-9._-], 1..200 bytes (they become cache paths). */
+bool config_name_is_valid(const char *s);

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The daemon context: everything the daemon owns hangs off one Daemon that
+ * is passed explicitly (no global state besides the log level).
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "frontend.h"
+#include "images.h"
+#include "storage/cache/blob_cache.h"
+#include "storage/util/loop.h"
+#include "storage/util/workpool.h"
+
+typedef struct CachefilesDevice CachefilesDevice;
+
+typedef struct DaemonStats {
+    uint64_t opens, open_failures, closes;
+    uint64_t reads, read_failures, read_timeouts;
+    uint64_t bad_messages;
+} DaemonStats;
+
+struct Daemon {
+    const Config *cfg;
+    Loop *loop;
+    WorkPool *pool;
+    CacheService *cache;
+    ImageRegistry *images;
+    Frontend *frontend;
+    DaemonStats stats;
+
+    int signal_fd;
+    LoopOp signal_op;
+    uint8_t signal_buf[128];
+    bool stopping;
+};
+
+/* Build the context (loop, workers, cache service, images); err says what failed. */
+int daemon_new(Daemon **ret, const Config *cfg, char *err, size_t err_len);
+Daemon *daemon_free(Daemon *d);
+
+/* Serve fscache mounts through `dev` (ownership taken). */
+int daemon_start_cachefiles(Daemon *d, CachefilesDevice *dev);
+
+/* Handle SIGTERM/SIGINT through the loop and run until stopped. */
+int daemon_run(Daemon *d);
+void daemon_stop(Daemon *d);
+
+/* The cachefiles front-end (frontend_cachefiles.c). */
+int frontend_cachefiles_new(Frontend **ret, Daemon *d, CachefilesDevice *dev);

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+#include "images.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/util/macros.h"
+
+typedef struct Image {
+    const ImageConfig *cfg;
+    const char *volume;             /* domain_id or fsid */
+    ErofsImageInfo info;
+    Backend *boot_backend;          /* localfs over the bootstrap's directory */
+    const char *boot_name;
+    Backend *blob_backend;
+} Image;
+
+struct ImageRegistry {
+    const Config *cfg;
+    Loop *loop;
+    Image *images;
+    size_t n_images;
+};
+
+/* The head of an image up to the end of its device table. */
+static int read_image_head(const char *path, ErofsImageInfo *info, char *err, size_t err_len)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int r = -errno;
+        snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+        return r;
+    }
+    size_t want = 4096;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        _cleanup_free_ uint8_t *buf = calloc(1, want);
+        if (!buf)
+            return -ENOMEM;
+        ssize_t n = pread(fd, buf, want, 0);
+        if (n < 0) {
+            int r = -errno;
+            snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+            return r;
+        }
+        char why[160];
+        size_t need = 0;
+        int r = erofs_image_parse(buf, (size_t)n, info, &need, why, sizeof(why));
+        if (r == -EAGAIN && attempt == 0 && need <= (1u << 20) && (size_t)n == want) {
+            want = need;
+            continue;
+        }
+        if (r == -EAGAIN)
+            snprintf(why, sizeof(why), "device table ends past the end of the file");
+        if (r < 0) {
+            snprintf(err, err_len, "bootstrap %s is not a usable erofs image: %s", path, why);
+            return -EINVAL;
+        }
+        if (info->block_size != CFN_PAGE_SIZE) {
+            snprintf(err, err_len, "bootstrap %s: block size %u; fscache mode needs 4096", path,
+                     info->block_size);
+            erofs_image_info_clear(info);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, char *err, size_t err_len)
+{
+    ImageRegistry *reg = calloc(1, sizeof(*reg));
+    if (!reg)
+        return -ENOMEM;
+    reg->cfg = cfg;
+    reg->loop = loop;
+    reg->images = calloc(cfg->n_images ? cfg->n_images : 1, sizeof(*reg->images));
+    if (!reg->images) {
+        free(reg);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_images; i++) {
+        const ImageConfig *ic = &cfg->images[i];
+        Image *img = &reg->images[i];
+        reg->n_images = i + 1;
+        img->cfg = ic;
+        img->volume = ic->domain_id ? ic->domain_id : ic->fsid;
+        int r = read_image_head(ic->bootstrap, &img->info, err, err_len);
+        if (r < 0)
+            goto fail;
+
+        char dir[4096];
+        const char *slash = strrchr(ic->bootstrap, '/');
+        snprintf(dir, sizeof(dir), "%.*s", slash == ic->bootstrap ? 1 : (int)(slash - ic->bootstrap),
+                 ic->bootstrap);
+        img->boot_name = slash + 1;
+        r = backend_localfs_new(&img->boot_backend, loop, dir);
+        if (r == 0)
+            r = backend_localfs_new(&img->blob_backend, loop, ic->backend.dir);
+        if (r < 0) {
+            snprintf(err, err_len, "image %s: cannot open %s: %s", ic->fsid,
+                     img->boot_backend ? ic->backend.dir : dir, strerror(-r));
+            goto fail;
+        }
+        continue;
+fail:
+        image_registry_free(reg);
+        return r;
+    }
+    *ret = reg;
+    return 0;
+}
+
+ImageRegistry *image_registry_free(ImageRegistry *reg)
+{
+    if (!reg)
+        return NULL;
+    for (size_t i = 0; i < reg->n_images; i++) {
+        erofs_image_info_clear(&reg->images[i].info);
+        backend_free(reg->images[i].boot_backend);
+        backend_free(reg->images[i].blob_backend);
+    }
+    free(reg->images);
+    free(reg);
+    return NULL;
+}
+
+int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char *cookie_key,
+                          BlobSource *out, char *why, size_t why_len)
+{
+    static const char prefix[] = "erofs,";
+    if (strncmp(volume_key, prefix, sizeof(prefix) - 1) != 0) {
+        snprintf(why, why_len, "volume key '%s' is not an erofs volume", volume_key);
+        return -ENOENT;
+    }
+    const char *volume = volume_key + sizeof(prefix) - 1;
+    if (!config_name_is_valid(cookie_key)) {
+        snprintf(why, why_len, "cookie key is not a valid blob name");
+        return -ENOENT;
+    }
+
+    Image *device_name_owner = NULL;
+    for (size_t i = 0; i < reg->n_images; i++) {
+        Image *img = &reg->images[i];
+        if (strcmp(img->volume, volume) != 0)
+            continue;
+        if (strcmp(img->cfg->fsid, cookie_key) == 0) {
+            /* A bootstrap holding only metadata is small and read block by block: prefill it. */
+            bool prefill = img->cfg->prefill_bootstrap >= 0 ? img->cfg->prefill_bootstrap
+                                                             : img->info.extra_devices > 0;
+            *out = (BlobSource){ .role = BLOB_ROLE_BOOTSTRAP, .image = img->cfg,
+                                 .backend = img->boot_backend, .backend_id = img->boot_name,
+                                 .prefill = prefill };
+            return 0;
+        }
+        for (unsigned d = 0; d < img->info.extra_devices; d++) {
+            if (strcmp(img->info.devices[d].tag, cookie_key) == 0) {
+                *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg,
+                                     .backend = img->blob_backend, .backend_id = cookie_key,
+                                     .declared_size = img->info.devices[d].size };
+                return 0;
+            }
+        }
+        if (img->info.extra_devices && !device_name_owner)
+            device_name_owner = img;
+    }
+    if (device_name_owner) {
+        /* A device= mount option replaces the tag: serve the blob of that name. */
+        Image *img = device_name_owner;
+        *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg, .backend = img->blob_backend,
+                             .backend_id = cookie_key,
+                             .declared_size = img->info.extra_devices == 1 ? img->info.devices[0].size : 0 };
+        return 0;
+    }
+    snprintf(why, why_len, "no image declares blob '%s' in volume '%s'", cookie_key, volume);
+    return -ENOENT;
+}
+
+static void open_blob_sized(BackendRequest *breq, int res)
+{
+    BlobOpenRequest *req = cfn_container_of(breq, BlobOpenRequest, breq);
+    const BlobSource *src = &req->src;
+    if (res < 0) {
+        snprintf(req->why, sizeof(req->why), "blob source %s: %s", src->backend_id, strerror(-res));
+        req->done(req, -ENOENT);
+        return;
+    }
+    /* The size the image declares wins: the cache file size must be deterministic. */
+    uint64_t size = src->declared_size ? src->declared_size : breq->size;
+    if (src->declared_size && breq->size < src->declared_size)
+        snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes but the image declares %" PRIu64
+                 "; reads past its end will fail", src->backend_id, breq->size, src->declared_size);
+    int r = blob_info_new_raw(&req->blob, src->backend_id, size, req->reg->cfg->raw_chunk_size);
+    if (r < 0) {
+        snprintf(req->why, sizeof(req->why), "cannot describe a %" PRIu64 "-byte blob: %s", size, strerror(-r));
+        req->done(req, r);
+        return;
+    }
+    req->done(req, 0);
+}
+
+void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
+{
+    req->reg = reg;
+    req->blob = NULL;
+    req->why[0] = '\0';
+    /* Asking the source for the size also proves the blob exists and keeps it open. */
+    req->breq = (BackendRequest){ .kind = BACKEND_SIZE, .blob_id = req->src.backend_id,
+                                  .done = open_blob_sized, .fd = -1 };
+    int r = backend_submit(req->src.backend, &req->breq);
+    if (r < 0)
+        open_blob_sized(&req->breq, r);
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The images the daemon serves, and the answer to a kernel OPEN: which blob
+ * a (volume key, cookie key) pair names, where its bytes come from and how
+ * large its cache file is.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "storage/backend/backend.h"
+#include "storage/device/blob.h"
+#include "storage/util/loop.h"
+#include "uapi/erofs.h"
+
+typedef struct ImageRegistry ImageRegistry;
+
+enum blob_role { BLOB_ROLE_BOOTSTRAP, BLOB_ROLE_DATA };
+
+typedef struct BlobSource {
+    enum blob_role role;
+    const ImageConfig *image;
+    Backend *backend;
+    const char *backend_id;         /* name the backend knows the blob by */
+    uint64_t declared_size;         /* size the image declares, 0 when unknown */
+    bool prefill;                   /* write the whole blob right after OPEN */
+} BlobSource;
+
+/*
+ * Describe the blob a BlobSource names: its size and chunk table. Raw blobs
+ * get uniform chunks; nydus blobs get the table from their blob meta. The
+ * request's done() runs later on the loop thread exactly once; on success
+ * req->blob is set and owned by the caller.
+ */
+typedef struct BlobOpenRequest BlobOpenRequest;
+struct BlobOpenRequest {
+    BlobSource src;
+    void (*done)(BlobOpenRequest *req, int res);
+    BlobInfo *blob;
+    char why[192];
+
+    /* private */
+    ImageRegistry *reg;
+    BackendRequest breq;
+};
+void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req);
+
+/* Reads every image's superblock and device table; errors name the image. */
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, char *err, size_t err_len);
+ImageRegistry *image_registry_free(ImageRegistry *reg);
+
+/*
+ * Resolve an OPEN. volume_key is "erofs,<domain_id or fsid>", cookie_key is
+ * the fsid (bootstrap) or a data blob's device tag or device= name.
+ * Returns 0 or -ENOENT with the reason in why.
+ */
+int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char *cookie_key,
+                          BlobSource *out, char *why, size_t why_len);

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The daemon driven through its real cachefiles front-end by a fake device
+ * that plays the kernel: OPEN/READ/CLOSE, malformed messages, bad images.
+ * No root and no kernel needed; the "cache file" is a plain sparse file.
+ */
+#include <endian.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cachefilesd-nydus/daemon.h"
+#include "fake_device.h"
+#include "storage/util/log.h"
+#include "tests/unit/test.h"
+#include "uapi/cachefiles.h"
+#include "uapi/erofs.h"
+
+typedef struct Env {
+    char dir[64];
+    Config *cfg;
+    Daemon *d;
+    FakeDevice *dev;
+} Env;
+
+static void fill_random(uint8_t *p, size_t n, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        p[i] = (uint8_t)x;
+    }
+}
+
+/* An erofs-looking image: a valid superblock, optional device table, random bytes. */
+static uint8_t *write_image(const char *path, size_t size, uint32_t seed, const char *dev_tag, uint32_t dev_blocks)
+{
+    uint8_t *buf = malloc(size);
+    fill_random(buf, size, seed);
+    memset(buf, 0, 4096);
+    struct erofs_super_block_disk sb = { 0 };
+    sb.magic = htole32(EROFS_SUPER_MAGIC_V1);
+    sb.blkszbits = 12;
+    if (dev_tag) {
+        sb.feature_incompat = htole32(EROFS_FEATURE_INCOMPAT_DEVICE_TABLE | EROFS_FEATURE_INCOMPAT_CHUNKED_FILE);
+        sb.extra_devices = htole16(1);
+        sb.devt_slotoff = htole16(11);
+        struct erofs_deviceslot_disk slot = { 0 };
+        memcpy(slot.tag, dev_tag, strlen(dev_tag));
+        slot.blocks = htole32(dev_blocks);
+        memcpy(buf + 11 * 128, &slot, sizeof(slot));
+    }
+    memcpy(buf + EROFS_SUPER_OFFSET, &sb, sizeof(sb));
+    FILE *f = fopen(path, "w");
+    CHECK(f && fwrite(buf, 1, size, f) == size);
+    fclose(f);
+    return buf;
+}
+
+static void env_start(Env *e, const char *images_yaml)
+{
+    char text[4096], err[512];
+    snprintf(text, sizeof(text),
+             "cache_dir: %s/cache\nthreads: 2\nread_window: 256KiB\nraw_chunk_size: 64KiB\n"
+             "request_timeout: 5s\nimages:\n%s", e->dir, images_yaml);
+    int r = config_parse(&e->cfg, "test.yaml", text, strlen(text), err, sizeof(err));
+    if (r < 0)
+        fprintf(stderr, "config: %s\n", err);
+    CHECK_EQ_INT(r, 0);
+    r = daemon_new(&e->d, e->cfg, err, sizeof(err));
+    if (r < 0)
+        fprintf(stderr, "daemon: %s\n", err);
+    CHECK_EQ_INT(r, 0);
+    e->dev = fake_device_new();
+    CHECK_EQ_INT(daemon_start_cachefiles(e->d, fake_device_base(e->dev)), 0);
+}
+
+static void env_stop(Env *e)
+{
+    daemon_free(e->d);
+    config_free(e->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+static void env_init(Env *e)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->dir, sizeof(e->dir), "/tmp/cfn-fake-XXXXXX");
+    CHECK(mkdtemp(e->dir) != NULL);
+}
+
+/* Run the loop until msg_id got `want` completions or 5 s passed. */
+static void run_until_completed(Env *e, uint32_t msg_id, unsigned want)
+{
+    for (int i = 0; i < 500 && fake_device_completions(e->dev, msg_id) < want; i++)
+        loop_run_once(e->d->loop, 10);
+}
+
+static void run_until_copen(Env *e, uint32_t msg_id, int64_t *value)
+{
+    for (int i = 0; i < 500 && !fake_device_copen_result(e->dev, msg_id, value); i++)
+        loop_run_once(e->d->loop, 10);
+}
+
+static void run_for(Env *e, int ms)
+{
+    for (int i = 0; i < ms / 10; i++)
+        loop_run_once(e->d->loop, 10);
+}
+
+static int open_cache_file(Env *e, const char *name, uint64_t size)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s.cache", e->dir, name);
+    int fd = open(path, O_RDWR | O_CREAT, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(ftruncate(fd, (off_t)((size + 4095) / 4096 * 4096)), 0);
+    return fd;
+}
+
+static bool range_equals(int fd, const uint8_t *src, uint64_t off, uint64_t len)
+{
+    uint8_t *buf = malloc(len);
+    bool ok = pread(fd, buf, len, (off_t)off) == (ssize_t)len && memcmp(buf, src + off, len) == 0;
+    free(buf);
+    return ok;
+}
+
+static bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+static void test_plain_image(void)
+{
+    Env e;
+    env_init(&e);
+    const size_t size = 3 * 1024 * 1024 + 123;
+    char path[128], yaml[512];
+    snprintf(path, sizeof(path), "%s/plain.img", e.dir);
+    uint8_t *src = write_image(path, size, 1, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
+    env_start(&e, yaml);
+
+    CHECK(strncmp(fake_device_cmd(e.dev, 0), "dir ", 4) == 0);
+    CHECK_EQ_INT(strcmp(fake_device_cmd(e.dev, 1), "bind ondemand"), 0);
+
+    int fd = open_cache_file(&e, "plain", size);
+    fake_device_push_open(e.dev, 1, 7, "erofs,plain.img", "plain.img", fd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    CHECK_EQ_INT(copen, (int64_t)size);
+
+    /* Two READs of one window before the loop runs: one fetch serves both. */
+    CacheStats before = cache_service_stats(e.d->cache);
+    fake_device_push_read(e.dev, 2, 7, 4096, 8192);
+    fake_device_push_read(e.dev, 3, 7, 64 * 1024, 4096);
+    run_until_completed(&e, 2, 1);
+    run_until_completed(&e, 3, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 2), 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 3), 1);
+    CacheStats after = cache_service_stats(e.d->cache);
+    CHECK_EQ_INT(after.fetches - before.fetches, 1);
+    /* The whole 256 KiB read window was filled. */
+    CHECK(range_equals(fd, src, 0, 256 * 1024));
+
+    /* The last, partial block: data then zero padding. */
+    fake_device_push_read(e.dev, 4, 7, size & ~4095ull, 4096);
+    run_until_completed(&e, 4, 1);
+    CHECK(range_equals(fd, src, size & ~4095ull, size & 4095));
+    uint8_t pad[4096];
+    CHECK(pread(fd, pad, 4096 - (size & 4095), (off_t)size) == (ssize_t)(4096 - (size & 4095)));
+    for (size_t i = 0; i < 4096 - (size & 4095); i++)
+        if (pad[i]) {
+            CHECK(!"tail padding is not zero");
+            break;
+        }
+
+    /* Past the end: completed without data, counted as a failure. */
+    uint64_t failures = e.d->stats.read_failures;
+    fake_device_push_read(e.dev, 5, 7, size + 8192, 4096);
+    run_until_completed(&e, 5, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 5), 1);
+    CHECK_EQ_INT(e.d->stats.read_failures, failures + 1);
+
+    /* CLOSE closes the anon fd. */
+    fake_device_push_close(e.dev, 7);
+    run_for(&e, 50);
+    CHECK(!fd_is_open(fd));
+
+    /* Re-open the same cache file: what was written is found, not fetched again. */
+    int fd2 = open_cache_file(&e, "plain", size);
+    fake_device_push_open(e.dev, 6, 8, "erofs,plain.img", "plain.img", fd2);
+    run_until_copen(&e, 6, &copen);
+    before = cache_service_stats(e.d->cache);
+    fake_device_push_read(e.dev, 7, 8, 0, 4096);
+    run_until_completed(&e, 7, 1);
+    after = cache_service_stats(e.d->cache);
+    CHECK_EQ_INT(after.fetches - before.fetches, 0);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 7), 1);
+
+    /* Whole file in 128 KiB READs, as readahead would ask: every byte matches. */
+    for (uint64_t off = 0, id = 100; off < size; off += 128 * 1024, id++) {
+        fake_device_push_read(e.dev, (uint32_t)id, 8, off, 128 * 1024 < size - off ? 128 * 1024 : ((size - off + 4095) & ~4095ull));
+        run_until_completed(&e, (uint32_t)id, 1);
+        CHECK_EQ_INT(fake_device_completions(e.dev, (uint32_t)id), 1);
+    }
+    CHECK(range_equals(fd2, src, 0, size));
+    env_stop(&e);
+    free(src);
+}
+
+static void test_bootstrap_and_blob(void)
+{
+    Env e;
+    env_init(&e);
+    char boot[128], blob[128], yaml[512];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
+    snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
+    const size_t boot_size = 5 * 4096, blob_size = 2 * 1024 * 1024;
+    /* The image claims 4 MiB of blob; the file holds 2 MiB. */
+    uint8_t *bsrc = write_image(boot, boot_size, 2, "blob1", 1024);
+    uint8_t *dsrc = write_image(blob, blob_size, 3, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n", boot);
+    env_start(&e, yaml);
+
+    int bfd = open_cache_file(&e, "boot", boot_size);
+    fake_device_push_open(e.dev, 1, 1, "erofs,boot.img", "boot.img", bfd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    CHECK_EQ_INT(copen, (int64_t)boot_size);
+    run_for(&e, 100);
+    /* Prefilled without any READ. */
+    CHECK(range_equals(bfd, bsrc, 0, boot_size));
+
+    int dfd = open_cache_file(&e, "blob1", 4 * 1024 * 1024);
+    fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "blob1", dfd);
+    run_until_copen(&e, 2, &copen);
+    CHECK_EQ_INT(copen, 4 * 1024 * 1024);       /* the size the image declares */
+
+    fake_device_push_read(e.dev, 3, 2, 1024 * 1024, 65536);
+    run_until_completed(&e, 3, 1);
+    CHECK(range_equals(dfd, dsrc, 1024 * 1024, 65536));
+
+    /* Past the real end of the blob: completed, nothing written, failure counted. */
+    uint64_t failures = e.d->stats.read_failures;
+    fake_device_push_read(e.dev, 4, 2, 3 * 1024 * 1024, 65536);
+    run_until_completed(&e, 4, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 4), 1);
+    CHECK_EQ_INT(e.d->stats.read_failures, failures + 1);
+    off_t data = lseek(dfd, 3 * 1024 * 1024, SEEK_DATA);
+    CHECK(data < 0);
+
+    /* Unknown blob and unknown fsid: copen -ENOENT and the fd is closed. */
+    int xfd = open_cache_file(&e, "x", 4096);
+    fake_device_push_open(e.dev, 5, 3, "erofs,boot.img", "nosuchblob", xfd);
+    run_until_copen(&e, 5, &copen);
+    CHECK_EQ_INT(copen, -ENOENT);
+    int yfd = open_cache_file(&e, "y", 4096);
+    fake_device_push_open(e.dev, 6, 4, "erofs,other", "other", yfd);
+    run_until_copen(&e, 6, &copen);
+    CHECK_EQ_INT(copen, -ENOENT);
+    CHECK(!fd_is_open(yfd));
+
+    env_stop(&e);
+    free(bsrc);
+    free(dsrc);
+}
+
+static void test_malformed_messages(void)
+{
+    Env e;
+    env_init(&e);
+    char path[128], yaml[512];
+    snprintf(path, sizeof(path), "%s/plain.img", e.dir);
+    uint8_t *src = write_image(path, 256 * 1024, 4, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
+    env_start(&e, yaml);
+    int fd = open_cache_file(&e, "plain", 256 * 1024);
+    fake_device_push_open(e.dev, 1, 9, "erofs,plain.img", "plain.img", fd);
+    int64_t copen;
+    run_until_copen(&e, 1, &copen);
+
+    uint8_t m[64] = { 0 };
+    struct cachefiles_msg_hdr h;
+    /* 1: shorter than a header. */
+    fake_device_push_raw(e.dev, m, 8);
+    /* 2: len says 64, 16 bytes read. */
+    h = (struct cachefiles_msg_hdr){ .msg_id = 50, .opcode = CACHEFILES_OP_READ, .len = 64, .object_id = 9 };
+    fake_device_push_raw(e.dev, &h, sizeof(h));
+    /* 3: READ with a lying len and short body. */
+    h.len = 24;
+    memcpy(m, &h, sizeof(h));
+    fake_device_push_raw(e.dev, m, 24);
+    /* 4: OPEN whose key sizes point past the end. */
+    int sfd = open_cache_file(&e, "stray", 4096);
+    struct cachefiles_open_hdr oh = { .volume_key_size = 200, .cookie_key_size = 100, .fd = (uint32_t)sfd };
+    h = (struct cachefiles_msg_hdr){ .msg_id = 51, .opcode = CACHEFILES_OP_OPEN, .len = 40, .object_id = 10 };
+    memcpy(m, &h, sizeof(h));
+    memcpy(m + 16, &oh, sizeof(oh));
+    memcpy(m + 32, "erofs,x", 8);
+    fake_device_push_raw(e.dev, m, 40);
+    /* 5: unknown opcode. */
+    h = (struct cachefiles_msg_hdr){ .msg_id = 52, .opcode = 77, .len = 16, .object_id = 9 };
+    fake_device_push_raw(e.dev, &h, sizeof(h));
+    /* 6: READ whose range overflows. */
+    fake_device_push_read(e.dev, 53, 9, UINT64_MAX - 100, 4096);
+    /* 7: READ for an object that does not exist. */
+    fake_device_push_read(e.dev, 54, 12345, 0, 4096);
+    /* Then a good READ still works. */
+    fake_device_push_read(e.dev, 55, 9, 0, 4096);
+    run_until_completed(&e, 55, 1);
+
+    CHECK_EQ_INT(fake_device_completions(e.dev, 55), 1);
+    CHECK(range_equals(fd, src, 0, 4096));
+    CHECK_EQ_INT(e.d->stats.bad_messages, 6);
+    CHECK(fake_device_copen_result(e.dev, 51, &copen) && copen == -EINVAL);
+    CHECK(!fd_is_open(sfd));
+    env_stop(&e);
+    free(src);
+}
+
+static void test_bad_config_is_reported(void)
+{
+    Config *cfg = NULL;
+    char err[512];
+    const char *text = "cache_dir: /tmp\nimages:\n  - fsid: a/b\n    bootstrap: /x\n";
+    CHECK(config_parse(&cfg, "bad.yaml", text, strlen(text), err, sizeof(err)) < 0);
+    CHECK(strstr(err, "bad.yaml:3:") != NULL);
+    CHECK(strstr(err, "images[0].fsid") != NULL);
+}
+
+int main(void)
+{
+    cfn_log_set_level(getenv("CFN_TEST_DEBUG") ? CFN_LOG_DEBUG : CFN_LOG_INFO);
+    RUN(test_plain_image);
+    RUN(test_bootstrap_and_blob);
+    RUN(test_malformed_messages);
+    RUN(test_bad_config_is_reported);
+    return TEST_EXIT();
+}
