@@ -129,6 +129,19 @@ ImageRegistry *image_registry_free(ImageRegistry *reg)
     return NULL;
 }
 
+int image_registry_replace_blob_backend(ImageRegistry *reg, const char *fsid, Backend *backend)
+{
+    for (size_t i = 0; i < reg->n_images; i++) {
+        if (strcmp(reg->images[i].cfg->fsid, fsid) == 0) {
+            backend_free(reg->images[i].blob_backend);
+            reg->images[i].blob_backend = backend;
+            return 0;
+        }
+    }
+    backend_free(backend);
+    return -ENOENT;
+}
+
 int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char *cookie_key,
                           BlobSource *out, char *why, size_t why_len)
 {

@@ -52,6 +52,12 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, char 
 ImageRegistry *image_registry_free(ImageRegistry *reg);
 
 /*
+ * Serve the data blobs of image `fsid` from `backend` instead (ownership
+ * taken; the old one is freed). Used by tests to inject faults.
+ */
+int image_registry_replace_blob_backend(ImageRegistry *reg, const char *fsid, Backend *backend);
+
+/*
  * Resolve an OPEN. volume_key is "erofs,<domain_id or fsid>", cookie_key is
  * the fsid (bootstrap) or a data blob's device tag or device= name.
  * Returns 0 or -ENOENT with the reason in why.

@@ -5,6 +5,7 @@
  * No root and no kernel needed; the "cache file" is a plain sparse file.
  */
 #include <endian.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +323,89 @@ static void test_malformed_messages(void)
     free(src);
 }
 
+/* A backend that answers sizes at once but holds every read until released. */
+typedef struct StallBackend {
+    Backend base;
+    Backend *inner;                 /* for sizes */
+    BackendRequest *held[16];
+    size_t n_held;
+} StallBackend;
+
+static int stall_submit(Backend *b, BackendRequest *req)
+{
+    StallBackend *sb = (StallBackend *)b;
+    if (req->kind == BACKEND_SIZE)
+        return backend_submit(sb->inner, req);
+    if (sb->n_held == 16)
+        return -EBUSY;
+    sb->held[sb->n_held++] = req;
+    return 0;
+}
+
+static void stall_free(Backend *b)
+{
+    StallBackend *sb = (StallBackend *)b;
+    backend_free(sb->inner);
+    free(sb);
+}
+
+static const BackendOps stall_ops = { .name = "stall", .submit = stall_submit, .free = stall_free };
+
+static void test_deadline(void)
+{
+    Env e;
+    env_init(&e);
+    char boot[128], blob[128], yaml[640];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
+    snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
+    uint8_t *bsrc = write_image(boot, 4096 * 3, 5, "blob1", 64);
+    uint8_t *dsrc = write_image(blob, 64 * 4096, 6, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n", boot);
+    /* env_start sets a 5 s deadline; use a short one here. */
+    char text[1024], err[512];
+    snprintf(text, sizeof(text), "cache_dir: %s/cache\nrequest_timeout: 200ms\nimages:\n%s", e.dir, yaml);
+    CHECK_EQ_INT(config_parse(&e.cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
+    CHECK_EQ_INT(daemon_new(&e.d, e.cfg, err, sizeof(err)), 0);
+    StallBackend *sb = calloc(1, sizeof(*sb));
+    sb->base.ops = &stall_ops;
+    sb->base.loop = e.d->loop;
+    CHECK_EQ_INT(backend_localfs_new(&sb->inner, e.d->loop, e.dir), 0);
+    CHECK_EQ_INT(image_registry_replace_blob_backend(e.d->images, "boot.img", &sb->base), 0);
+    e.dev = fake_device_new();
+    CHECK_EQ_INT(daemon_start_cachefiles(e.d, fake_device_base(e.dev)), 0);
+
+    int dfd = open_cache_file(&e, "blob1", 64 * 4096);
+    fake_device_push_open(e.dev, 1, 1, "erofs,boot.img", "blob1", dfd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    CHECK_EQ_INT(copen, 64 * 4096);
+
+    uint64_t t0 = loop_now_ns();
+    fake_device_push_read(e.dev, 2, 1, 0, 4096);
+    run_until_completed(&e, 2, 1);
+    uint64_t waited_ms = (loop_now_ns() - t0) / 1000000;
+    CHECK_EQ_INT(fake_device_completions(e.dev, 2), 1);
+    CHECK(waited_ms >= 150 && waited_ms < 2000);
+    CHECK_EQ_INT(e.d->stats.read_timeouts, 1);
+    CHECK_EQ_INT(sb->n_held, 1);
+
+    /* The fetch finally fails: the READ is not answered a second time. */
+    sb->held[0]->done(sb->held[0], -EIO);
+    run_for(&e, 50);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 2), 1);
+
+    /* A later READ of the same range tries again (the chunk went back to missing). */
+    fake_device_push_read(e.dev, 3, 1, 0, 4096);
+    run_for(&e, 50);
+    CHECK_EQ_INT(sb->n_held, 2);
+    sb->held[1]->done(sb->held[1], -EIO);
+    run_until_completed(&e, 3, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 3), 1);
+    env_stop(&e);
+    free(bsrc);
+    free(dsrc);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -338,6 +422,7 @@ int main(void)
     RUN(test_plain_image);
     RUN(test_bootstrap_and_blob);
     RUN(test_malformed_messages);
+    RUN(test_deadline);
     RUN(test_bad_config_is_reported);
     return TEST_EXIT();
 }
