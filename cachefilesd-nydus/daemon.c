@@ -41,7 +41,7 @@ int daemon_new(Daemon **ret, const Config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "cache service: %s", strerror(-r));
         goto fail;
     }
-    r = image_registry_new(&d->images, cfg, d->loop, err, err_len);
+    r = image_registry_new(&d->images, cfg, d->loop, d->pool, err, err_len);
     if (r < 0)
         goto fail;
     *ret = d;

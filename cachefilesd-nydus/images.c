@@ -3,18 +3,25 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "storage/device/rafs_bootstrap.h"
 #include "storage/util/macros.h"
+
+/* Bootstraps are metadata only; anything larger is not one. */
+#define BOOTSTRAP_MAX_BYTES (1ull << 30)
 
 typedef struct Image {
     const ImageConfig *cfg;
     const char *volume;             /* domain_id or fsid */
     ErofsImageInfo info;
+    bool is_rafs;                   /* a nydus RAFS v6 bootstrap */
+    RafsBootstrap rafs;
     Backend *boot_backend;          /* localfs over the bootstrap's directory */
     const char *boot_name;
     Backend *blob_backend;
@@ -23,6 +30,7 @@ typedef struct Image {
 struct ImageRegistry {
     const Config *cfg;
     Loop *loop;
+    WorkPool *pool;
     Image *images;
     size_t n_images;
 };
@@ -71,13 +79,48 @@ static int read_image_head(const char *path, ErofsImageInfo *info, char *err, si
     return -EINVAL;
 }
 
-int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, char *err, size_t err_len)
+/* A nydus bootstrap is read whole and checked the way nydusd checks it. */
+static int read_rafs_bootstrap(const char *path, RafsBootstrap *rafs, char *err, size_t err_len)
+{
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int r = -errno;
+        snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+        return r;
+    }
+    if ((uint64_t)st.st_size > BOOTSTRAP_MAX_BYTES) {
+        snprintf(err, err_len, "bootstrap %s: %lld bytes is too large for a bootstrap", path, (long long)st.st_size);
+        return -EFBIG;
+    }
+    _cleanup_free_ uint8_t *buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        return -ENOMEM;
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+        if (n <= 0) {
+            snprintf(err, err_len, "bootstrap %s: short read", path);
+            return -EIO;
+        }
+        got += (size_t)n;
+    }
+    char why[256];
+    int r = rafs_bootstrap_parse(buf, got, rafs, why, sizeof(why));
+    if (r < 0)
+        snprintf(err, err_len, "bootstrap %s is not a valid RAFS v6 image: %s", path, why);
+    return r;
+}
+
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool,
+                       char *err, size_t err_len)
 {
     ImageRegistry *reg = calloc(1, sizeof(*reg));
     if (!reg)
         return -ENOMEM;
     reg->cfg = cfg;
     reg->loop = loop;
+    reg->pool = pool;
     reg->images = calloc(cfg->n_images ? cfg->n_images : 1, sizeof(*reg->images));
     if (!reg->images) {
         free(reg);
@@ -92,6 +135,12 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, char 
         int r = read_image_head(ic->bootstrap, &img->info, err, err_len);
         if (r < 0)
             goto fail;
+        if (img->info.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6) {
+            img->is_rafs = true;
+            r = read_rafs_bootstrap(ic->bootstrap, &img->rafs, err, err_len);
+            if (r < 0)
+                goto fail;
+        }
 
         char dir[4096];
         const char *slash = strrchr(ic->bootstrap, '/');
@@ -121,6 +170,7 @@ ImageRegistry *image_registry_free(ImageRegistry *reg)
         return NULL;
     for (size_t i = 0; i < reg->n_images; i++) {
         erofs_image_info_clear(&reg->images[i].info);
+        rafs_bootstrap_clear(&reg->images[i].rafs);
         backend_free(reg->images[i].boot_backend);
         backend_free(reg->images[i].blob_backend);
     }
@@ -170,6 +220,16 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
                                  .prefill = prefill };
             return 0;
         }
+        if (img->is_rafs) {
+            const RafsBlob *rb = rafs_bootstrap_find_blob(&img->rafs, cookie_key);
+            if (rb) {
+                *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg,
+                                     .backend = img->blob_backend, .backend_id = rb->id,
+                                     .declared_size = rb->uncompressed_size, .rafs_blob = rb };
+                return 0;
+            }
+            continue;   /* nydus blobs are named by id only */
+        }
         for (unsigned d = 0; d < img->info.extra_devices; d++) {
             if (strcmp(img->info.devices[d].tag, cookie_key) == 0) {
                 *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg,
@@ -216,11 +276,29 @@ static void open_blob_sized(BackendRequest *breq, int res)
     req->done(req, 0);
 }
 
+static void open_nydus_done(NydusBlobOpen *nreq, int res)
+{
+    BlobOpenRequest *req = cfn_container_of(nreq, BlobOpenRequest, nydus);
+    snprintf(req->why, sizeof(req->why), "%s", nreq->why);
+    req->blob = nreq->blob;
+    req->done(req, res);
+}
+
 void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
 {
     req->reg = reg;
     req->blob = NULL;
     req->why[0] = '\0';
+    if (req->src.rafs_blob) {
+        req->nydus = (NydusBlobOpen){
+            .loop = reg->loop, .pool = reg->pool, .backend = req->src.backend,
+            .backend_id = req->src.backend_id, .rb = req->src.rafs_blob,
+            .work_dir = reg->cfg->work_dir, .want_digests = reg->cfg->verify,
+            .done = open_nydus_done,
+        };
+        nydus_blob_open(&req->nydus);
+        return;
+    }
     /* Asking the source for the size also proves the blob exists and keeps it open. */
     req->breq = (BackendRequest){ .kind = BACKEND_SIZE, .blob_id = req->src.backend_id,
                                   .done = open_blob_sized, .fd = -1 };

@@ -12,6 +12,8 @@
 #include "config.h"
 #include "storage/backend/backend.h"
 #include "storage/device/blob.h"
+#include "storage/device/nydus_blob.h"
+#include "storage/util/workpool.h"
 #include "storage/util/loop.h"
 #include "uapi/erofs.h"
 
@@ -26,6 +28,7 @@ typedef struct BlobSource {
     const char *backend_id;         /* name the backend knows the blob by */
     uint64_t declared_size;         /* size the image declares, 0 when unknown */
     bool prefill;                   /* write the whole blob right after OPEN */
+    const RafsBlob *rafs_blob;      /* a nydus data blob: chunk table from its blob meta */
 } BlobSource;
 
 /*
@@ -39,16 +42,18 @@ struct BlobOpenRequest {
     BlobSource src;
     void (*done)(BlobOpenRequest *req, int res);
     BlobInfo *blob;
-    char why[192];
+    char why[256];
 
     /* private */
     ImageRegistry *reg;
     BackendRequest breq;
+    NydusBlobOpen nydus;
 };
 void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req);
 
 /* Reads every image's superblock and device table; errors name the image. */
-int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, char *err, size_t err_len);
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool,
+                       char *err, size_t err_len);
 ImageRegistry *image_registry_free(ImageRegistry *reg);
 
 /*

@@ -149,12 +149,56 @@ static int unzstd(CodecCtx *ctx, const void *src, size_t src_len, void *dst, siz
 
 /* ---- lz4 ----------------------------------------------------------------- */
 
+/*
+ * The block format calls a zero match offset corrupt, but liblz4 1.9.x
+ * decodes it (as zeros, or by copying not-yet-written dst bytes in other
+ * versions). Walk the sequences once and refuse it; this also requires the
+ * block to end with a literals-only sequence, as the format does.
+ */
+static bool lz4_sequences_valid(const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+
+    while (p < end) {
+        unsigned token = *p++;
+        size_t lit = token >> 4;
+        uint8_t b;
+
+        if (lit == 15) {
+            do {
+                if (p == end)
+                    return false;
+                b = *p++;
+                lit += b;
+            } while (b == 255);
+        }
+        if (lit > (size_t)(end - p))
+            return false;
+        p += lit;
+        if (p == end)
+            return true;
+        if (end - p < 2 || (p[0] | p[1]) == 0)
+            return false;
+        p += 2;
+        if ((token & 15) == 15) {
+            do {
+                if (p == end)
+                    return false;
+                b = *p++;
+            } while (b == 255);
+        }
+    }
+    return false;
+}
+
 static int unlz4(const void *src, size_t src_len, void *dst, size_t dst_len)
 {
     char dummy;
     int r;
 
     if (src_len > INT_MAX || dst_len > INT_MAX)
+        return -EBADMSG;
+    if (!lz4_sequences_valid(src, src_len))
         return -EBADMSG;
     /* The safe decoder never writes past dst_len and fails on trailing input. */
     r = LZ4_decompress_safe(src_len ? src : &dummy, dst_len ? dst : &dummy, (int)src_len, (int)dst_len);

@@ -15,6 +15,7 @@
 
 #include "cachefilesd-nydus/daemon.h"
 #include "fake_device.h"
+#include "storage/codec/codec.h"
 #include "storage/util/log.h"
 #include "tests/unit/test.h"
 #include "uapi/cachefiles.h"
@@ -406,6 +407,101 @@ static void test_deadline(void)
     free(dsrc);
 }
 
+#define FIXTURE_BLOB "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
+
+/* Copy the shared nydus fixture into the test dir, optionally flipping one blob byte. */
+static void copy_fixture(Env *e, long flip_at)
+{
+    const char *shared = getenv("CFN_SHARED_DIR");
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cp %s/fixtures/nydus-v6-2.2/* %s/ && chmod u+w %s/*", shared ? shared : "../shared",
+             e->dir, e->dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    if (flip_at >= 0) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/%s", e->dir, FIXTURE_BLOB);
+        int fd = open(path, O_RDWR);
+        uint8_t c;
+        CHECK(pread(fd, &c, 1, flip_at) == 1);
+        c ^= 0x40;
+        CHECK(pwrite(fd, &c, 1, flip_at) == 1);
+        close(fd);
+    }
+}
+
+static void check_blake3(int fd, uint64_t off, uint32_t len, const char *hex)
+{
+    uint8_t *buf = malloc(len), d[32];
+    char got[65];
+    CodecCtx *codec;
+    CHECK_EQ_INT(codec_ctx_new(&codec), 0);
+    CHECK(pread(fd, buf, len, (off_t)off) == (ssize_t)len);
+    codec_digest(codec, BLOB_DIGEST_BLAKE3, buf, len, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(got + 2 * i, 3, "%02x", d[i]);
+    CHECK(strncmp(got, hex, strlen(hex)) == 0);
+    codec_ctx_free(codec);
+    free(buf);
+}
+
+static void nydus_fixture_run(long flip_at)
+{
+    Env e;
+    env_init(&e);
+    copy_fixture(&e, flip_at);
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml), "  - fsid: rafs-v6-2.2.boot\n    bootstrap: %s/rafs-v6-2.2.boot\n", e.dir);
+    char text[1024], err[512];
+    snprintf(text, sizeof(text), "cache_dir: %s/cache\nwork_dir: %s/work\nimages:\n%s", e.dir, e.dir, yaml);
+    CHECK_EQ_INT(config_parse(&e.cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
+    int r = daemon_new(&e.d, e.cfg, err, sizeof(err));
+    CHECK_EQ_INT(r, 0);
+    if (r < 0) {
+        fprintf(stderr, "daemon_new: %s\n", err);
+        config_free(e.cfg);
+        return;
+    }
+    e.dev = fake_device_new();
+    CHECK_EQ_INT(daemon_start_cachefiles(e.d, fake_device_base(e.dev)), 0);
+
+    int bfd = open_cache_file(&e, "boot", 20480);
+    fake_device_push_open(e.dev, 1, 1, "erofs,rafs-v6-2.2.boot", "rafs-v6-2.2.boot", bfd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    CHECK_EQ_INT(copen, 20480);
+
+    int dfd = open_cache_file(&e, "blob", 0x9000);
+    fake_device_push_open(e.dev, 2, 2, "erofs,rafs-v6-2.2.boot", FIXTURE_BLOB, dfd);
+    run_until_copen(&e, 2, &copen);
+    CHECK_EQ_INT(copen, 0x9000);
+
+    uint64_t failures = e.d->stats.read_failures;
+    fake_device_push_read(e.dev, 3, 2, 0x5000, 0x4000);    /* chunk 1: sync_io.rs */
+    run_until_completed(&e, 3, 1);
+    fake_device_push_read(e.dev, 4, 2, 0, 0x5000);         /* chunk 0: lib.rs */
+    run_until_completed(&e, 4, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 3), 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 4), 1);
+    /* Whatever was written is exactly the chunk the image's digest names. */
+    check_blake3(dfd, 0x5000, 13400, "812465bc");
+    if (flip_at < 0) {
+        check_blake3(dfd, 0, 16931, "f7e2735f");
+        CHECK_EQ_INT(e.d->stats.read_failures, failures);
+        char meta[256];
+        snprintf(meta, sizeof(meta), "%s/work/%s.blob.meta", e.dir, FIXTURE_BLOB);
+        CHECK(access(meta, R_OK) == 0);
+    } else {
+        /* The corrupt chunk is never written: the reader gets EIO, the other chunk is fine. */
+        CHECK_EQ_INT(e.d->stats.read_failures, failures + 1);
+        CHECK(lseek(dfd, 0, SEEK_DATA) == 0x5000);
+    }
+    env_stop(&e);
+}
+
+static void test_nydus_fixture(void) { nydus_fixture_run(-1); }
+/* A byte inside chunk 0's zstd frame (the blob holds chunk 0 at [0, 4828)). */
+static void test_nydus_fixture_corrupt_chunk(void) { nydus_fixture_run(2000); }
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -423,6 +519,8 @@ int main(void)
     RUN(test_bootstrap_and_blob);
     RUN(test_malformed_messages);
     RUN(test_deadline);
+    RUN(test_nydus_fixture);
+    RUN(test_nydus_fixture_corrupt_chunk);
     RUN(test_bad_config_is_reported);
     return TEST_EXIT();
 }

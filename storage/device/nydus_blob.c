@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+#include "nydus_blob.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/device/blob_meta.h"
+#include "storage/device/toc.h"
+#include "storage/util/macros.h"
+
+/* The largest ranged read this step machine makes (ci tables, TOCs, digest arrays). */
+#define NYDUS_META_READ_MAX (256u << 20)
+
+enum step {
+    STEP_SIZE,
+    STEP_META_CACHE,        /* worker: try the local .blob.meta */
+    STEP_META_READ,         /* backend: ci table + header */
+    STEP_META_PARSE,        /* worker: parse, save to the cache */
+    STEP_TOC_READ,          /* backend: blob tail */
+    STEP_TOC_PARSE,         /* worker */
+    STEP_DIGEST_READ,       /* backend: blob.digest entry */
+    STEP_DIGEST_PARSE,      /* worker */
+    STEP_DONE,
+};
+
+static void advance(NydusBlobOpen *req);
+
+static void finish(NydusBlobOpen *req, int res)
+{
+    free(req->buf);
+    req->buf = NULL;
+    if (req->toc) {
+        toc_clear(req->toc);
+        free(req->toc);
+        req->toc = NULL;
+    }
+    if (res < 0) {
+        req->blob = blob_info_free(req->blob);
+    } else {
+        char why[200];
+        if (blob_info_validate(req->blob, why, sizeof(why)) < 0) {
+            snprintf(req->why, sizeof(req->why), "blob %.64s: chunk table rejected: %.160s", req->rb->id, why);
+            req->blob = blob_info_free(req->blob);
+            res = -EBADMSG;
+        }
+    }
+    req->done(req, res);
+}
+
+/* ---- backend reads ---- */
+
+static void read_done(BackendRequest *breq, int res)
+{
+    NydusBlobOpen *req = cfn_container_of(breq, NydusBlobOpen, breq);
+    if (res < 0) {
+        snprintf(req->why, sizeof(req->why), "blob %.64s: reading %" PRIu64 " bytes at %" PRIu64 " failed: %s",
+                 req->rb->id, req->buf_len, req->buf_off, strerror(-res));
+        finish(req, res);
+        return;
+    }
+    if (req->step == STEP_SIZE)
+        req->object_size = breq->size;
+    req->step++;
+    advance(req);
+}
+
+static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
+{
+    free(req->buf);
+    req->buf = NULL;
+    if (len == 0 || len > NYDUS_META_READ_MAX || off + len < off || off + len > req->object_size) {
+        snprintf(req->why, sizeof(req->why), "blob %.64s: metadata range %" PRIu64 "+%" PRIu64
+                 " lies outside the %" PRIu64 "-byte object", req->rb->id, off, len, req->object_size);
+        finish(req, -EBADMSG);
+        return;
+    }
+    req->buf = malloc(len);
+    if (!req->buf) {
+        finish(req, -ENOMEM);
+        return;
+    }
+    req->buf_off = off;
+    req->buf_len = len;
+    req->breq = (BackendRequest){ .kind = BACKEND_READ, .blob_id = req->backend_id, .off = off,
+                                  .len = (uint32_t)len, .buf = req->buf, .done = read_done, .fd = -1 };
+    int r = backend_submit(req->backend, &req->breq);
+    if (r < 0)
+        read_done(&req->breq, r);
+}
+
+/* ---- worker steps ---- */
+
+static void work_step(WorkItem *item, void *worker_ctx)
+{
+    NydusBlobOpen *req = cfn_container_of(item, NydusBlobOpen, work);
+    CodecCtx *codec = NULL;
+    char why[200] = "";
+    int r = 0;
+
+    switch (req->step) {
+    case STEP_META_CACHE:
+        r = req->work_dir ? blob_meta_cache_load(req->work_dir, req->rb, req->blob, why, sizeof(why)) : -ENOENT;
+        req->meta_from_cache = r == 0;
+        r = 0;      /* a missing or stale cache only means: fetch it */
+        break;
+    case STEP_META_PARSE:
+        if ((r = codec_ctx_new(&codec)) < 0)
+            break;
+        r = blob_meta_parse(codec, req->rb, req->buf, req->buf_len, req->blob, why, sizeof(why));
+        if (r == 0 && req->work_dir) {
+            /* Best effort: a read-only work dir costs a refetch next time, nothing more. */
+            mkdir(req->work_dir, 0700);
+            char swhy[200];
+            blob_meta_cache_save(req->work_dir, req->blob, swhy, sizeof(swhy));
+        }
+        break;
+    case STEP_TOC_PARSE: {
+        Toc *toc = calloc(1, sizeof(*toc));
+        if (!toc || (r = codec_ctx_new(&codec)) < 0) {
+            free(toc);
+            r = -ENOMEM;
+            break;
+        }
+        r = toc_parse(codec, req->buf, req->buf_len, req->buf_off,
+                      req->rb->has_toc_digest ? req->rb->toc_digest : NULL, toc, why, sizeof(why));
+        if (r == 0)
+            r = toc_verify_blob_meta(codec, toc, req->blob, why, sizeof(why));
+        if (r < 0) {
+            toc_clear(toc);
+            free(toc);
+        } else {
+            req->toc = toc;
+        }
+        break;
+    }
+    case STEP_DIGEST_PARSE:
+        if ((r = codec_ctx_new(&codec)) < 0)
+            break;
+        r = toc_load_digests(codec, req->toc, req->buf, req->buf_len, req->blob, why, sizeof(why));
+        req->have_digests = r == 0;
+        break;
+    }
+    codec_ctx_free(codec);
+    req->res = r;
+    if (r < 0)
+        snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why[0] ? why : strerror(-r));
+}
+
+static void work_done(WorkItem *item)
+{
+    NydusBlobOpen *req = cfn_container_of(item, NydusBlobOpen, work);
+    if (req->res < 0) {
+        finish(req, req->res);
+        return;
+    }
+    if (req->step == STEP_META_CACHE && req->meta_from_cache)
+        req->step = STEP_TOC_READ;
+    else
+        req->step++;
+    advance(req);
+}
+
+static void start_work(NydusBlobOpen *req)
+{
+    req->work.work = work_step;
+    req->work.done = work_done;
+    workpool_submit(req->pool, &req->work);
+}
+
+static void advance(NydusBlobOpen *req)
+{
+    uint64_t off, len;
+    char why[200];
+
+    switch (req->step) {
+    case STEP_META_CACHE:
+    case STEP_META_PARSE:
+    case STEP_TOC_PARSE:
+    case STEP_DIGEST_PARSE:
+        start_work(req);
+        return;
+    case STEP_META_READ:
+        if (blob_meta_range(req->rb, &off, &len, why, sizeof(why)) < 0) {
+            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            finish(req, -EBADMSG);
+            return;
+        }
+        start_read(req, off, len);
+        return;
+    case STEP_TOC_READ:
+        /* Digests are optional: without a TOC the chunks are checked by length (and crc). */
+        if (!req->want_digests || req->rb->digester == BLOB_DIGEST_NONE ||
+            !(req->rb->features & (RAFS_BLOB_HAS_TOC | RAFS_BLOB_CAP_TAR_TOC))) {
+            finish(req, 0);
+            return;
+        }
+        if (toc_tail_range(req->rb, req->object_size, &off, &len, why, sizeof(why)) < 0) {
+            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            finish(req, -EBADMSG);
+            return;
+        }
+        start_read(req, off, len);
+        return;
+    case STEP_DIGEST_READ: {
+        const TocEntry *e = toc_find(req->toc, "blob.digest");
+        if (!e) {
+            finish(req, 0);
+            return;
+        }
+        if (toc_entry_range(req->toc, e, &off, &len, why, sizeof(why)) < 0) {
+            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            finish(req, -EBADMSG);
+            return;
+        }
+        start_read(req, off, len);
+        return;
+    }
+    case STEP_DONE:
+        finish(req, 0);
+        return;
+    }
+}
+
+void nydus_blob_open(NydusBlobOpen *req)
+{
+    req->blob = NULL;
+    req->buf = NULL;
+    req->toc = NULL;
+    req->why[0] = '\0';
+    req->meta_from_cache = req->have_digests = false;
+    req->step = STEP_SIZE;
+    int r = rafs_bootstrap_blob_info(req->rb, &req->blob);
+    if (r < 0) {
+        snprintf(req->why, sizeof(req->why), "blob %.64s: %s", req->rb->id, strerror(-r));
+    }
+    req->breq = (BackendRequest){ .kind = BACKEND_SIZE, .blob_id = req->backend_id, .done = read_done, .fd = -1 };
+    r = r < 0 ? r : backend_submit(req->backend, &req->breq);
+    if (r < 0)
+        read_done(&req->breq, r);
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Opening a nydus data blob: everything the READ path needs before the first
+ * chunk is fetched. The steps, each asynchronous (backend reads on the loop,
+ * parsing and file I/O on a worker):
+ *
+ *   1. the object's size from the backend (also proves the blob exists);
+ *   2. the chunk table: from `<work_dir>/<id>.blob.meta` when valid, else one
+ *      ranged read of the ci table + header, parsed and then saved there;
+ *   3. chunk digests, when the blob has a TOC with `blob.digest`: the tail,
+ *      then that entry (both checked against the digests the image records);
+ *   4. the finished table is validated (sorted, aligned, inside the blob).
+ *
+ * done() runs once on the loop thread; on success req->blob is set and owned
+ * by the caller. Errors carry a reason in req->why.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "storage/backend/backend.h"
+#include "storage/device/blob.h"
+#include "storage/device/rafs_bootstrap.h"
+#include "storage/util/workpool.h"
+
+typedef struct NydusBlobOpen NydusBlobOpen;
+
+struct NydusBlobOpen {
+    /* inputs */
+    Loop *loop;
+    WorkPool *pool;
+    Backend *backend;
+    const char *backend_id;
+    const RafsBlob *rb;
+    const char *work_dir;           /* blob meta cache; NULL disables it */
+    bool want_digests;              /* load chunk digests from the TOC when present */
+    void (*done)(NydusBlobOpen *req, int res);
+
+    /* outputs */
+    BlobInfo *blob;
+    uint64_t object_size;
+    bool meta_from_cache;
+    bool have_digests;
+    char why[256];
+
+    /* private */
+    int step, res;
+    BackendRequest breq;
+    WorkItem work;
+    uint8_t *buf;
+    uint64_t buf_off, buf_len;
+    void *toc;
+};
+
+void nydus_blob_open(NydusBlobOpen *req);
