@@ -14,7 +14,8 @@ void *cache_buf_alloc(size_t len)
     void *p = NULL;
     if (posix_memalign(&p, CFN_PAGE_SIZE, n) != 0)
         return NULL;
-    memset(p, 0, n);
+    /* Callers fill [0, len); only the padding must be zero. */
+    memset((uint8_t *)p + len, 0, n - len);
     return p;
 }
 

@@ -12,7 +12,7 @@
 
 #include "storage/device/blob.h"
 
-/* A zeroed buffer of align_up(len, 4 KiB) bytes, 4 KiB aligned. */
+/* A 4 KiB-aligned buffer of align_up(len, 4 KiB) bytes whose padding past len is zero. */
 void *cache_buf_alloc(size_t len);
 
 /*
