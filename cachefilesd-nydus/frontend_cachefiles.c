@@ -64,6 +64,7 @@ typedef struct CachefilesFrontend {
     bool stopping;
     unsigned live_objects;          /* objects not yet released by storage */
     unsigned live_requests;         /* READs whose fill has not ended */
+    unsigned live_opens;            /* OPENs still resolving their blob */
     CfObject *objects[OBJECT_BUCKETS];
     uint8_t msg_buf[CACHEFILES_MSG_MAX_SIZE];
 } CachefilesFrontend;
@@ -150,6 +151,7 @@ static void request_answer(CfRequest *req, int res, const char *why)
                   " failed: %s%s%s", obj->object_id, req->msg_id, req->fill.off, req->fill.len,
                   strerror(-res), why && why[0] ? ": " : "", why ? why : "");
     }
+    d->stats.read_latency_ns += loop_now_ns() - req->started_ns;
     if (obj->closed || obj->fd < 0)
         return;     /* after CLOSE the kernel has failed the request itself */
     int r = fe->dev->ops->read_complete(fe->dev, obj->fd, req->msg_id);
@@ -287,6 +289,7 @@ static void open_complete(CachefilesFrontend *fe, CfPendingOpen *po, BlobInfo *b
 static void open_blob_done(BlobOpenRequest *breq, int res)
 {
     CfPendingOpen *po = cfn_container_of(breq, CfPendingOpen, blob_open);
+    po->fe->live_opens--;
     if (res < 0)
         open_fail(po->fe, po, res, breq->why);
     else
@@ -322,6 +325,7 @@ static void handle_open(CachefilesFrontend *fe, const CachefilesMsg *msg)
         return;
     }
     po->blob_open.done = open_blob_done;
+    fe->live_opens++;
     image_registry_open_blob(fe_daemon(fe)->images, &po->blob_open);
 }
 
@@ -485,12 +489,18 @@ static void cf_free(Frontend *base)
         while (fe->objects[i])
             object_drop(fe, fe->objects[i]);
     /* Let fetches and answers in flight finish so every fd is closed before the device. */
-    for (int waited_ms = 0; (fe->live_objects || fe->live_requests) && waited_ms < 30000; waited_ms += 10)
+    for (int waited_ms = 0; (fe->live_objects || fe->live_requests || fe->live_opens) && waited_ms < 30000;
+         waited_ms += 10) {
         if (loop_run_once(d->loop, 10) < 0)
             break;
-    if (fe->live_objects || fe->live_requests)
-        log_warn("shutdown: %u object(s) and %u request(s) still busy after 30 s", fe->live_objects,
-                 fe->live_requests);
+        /* An OPEN that resolved during shutdown registered a new object: drop it too. */
+        for (size_t i = 0; i < OBJECT_BUCKETS; i++)
+            while (fe->objects[i])
+                object_drop(fe, fe->objects[i]);
+    }
+    if (fe->live_objects || fe->live_requests || fe->live_opens)
+        log_warn("shutdown: %u object(s), %u request(s) and %u open(s) still busy after 30 s",
+                 fe->live_objects, fe->live_requests, fe->live_opens);
     cachefiles_device_free(fe->dev);
     free(fe);
 }
