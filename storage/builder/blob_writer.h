@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The data blob of nydus-mkimage: chunking, digests, dedup, compression,
+ * then the tail (ci table + 4 KiB header, optional digest array, inlined
+ * bootstrap and TOC, all framed by reverse tar headers).
+ *
+ * Order of calls: mk_blob_new, mk_blob_add_file per regular file,
+ * mk_blob_finish_meta, [mk_blob_append_bootstrap], mk_blob_finish, then
+ * mk_blob_commit renames the blob to <dir>/<blob id>.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/device/blob.h"
+#include "tree.h"
+
+#define MK_CHUNK_SIZE_MIN (4u << 10)
+#define MK_CHUNK_SIZE_MAX (16u << 20)
+#define MK_BLOB_ID_LEN 64
+
+typedef struct MkBlobOptions {
+    uint32_t chunk_size;            /* power of two, 4 KiB..16 MiB */
+    enum blob_compressor compressor;
+    enum blob_digester digester;
+    unsigned ci_version;            /* 1 or 2 */
+    enum blob_compressor ci_compressor;
+    bool crc32;                     /* V2 only: crc32c per chunk (needs nydusd >= 2.3.2) */
+    bool toc;                       /* digest array + TOC (variant (c)) */
+    bool inline_bootstrap;          /* image.boot inside the blob (implies toc) */
+    bool dedup;
+    int level;                      /* compression level, 0 = library default */
+} MkBlobOptions;
+
+/* One unique chunk of the blob, in ci order. */
+typedef struct MkChunk {
+    uint64_t coff, uoff;
+    uint32_t csize, usize;
+    bool compressed;
+    uint32_t crc;
+    uint8_t digest[BLOB_DIGEST_SIZE];
+    uint64_t file_offset;           /* in the first file that produced it */
+} MkChunk;
+
+/* What the bootstrap says about the blob (host-endian; encoded by erofs_writer.c). */
+typedef struct MkBlobDesc {
+    char id[MK_BLOB_ID_LEN + 1];
+    uint32_t chunk_size;
+    uint32_t chunk_count;
+    enum blob_compressor compressor;
+    enum blob_digester digester;
+    uint32_t features;              /* nydus BlobFeatures */
+    uint64_t compressed_size;       /* whole blob file */
+    uint64_t uncompressed_size;     /* 4 KiB aligned, the cache file size */
+    uint32_t toc_size;
+    uint8_t toc_digest[32];
+    enum blob_compressor ci_compressor;
+    uint64_t ci_offset, ci_compressed_size, ci_uncompressed_size;
+    bool has_crc32;                 /* chunks carry crc32c (ci V2 flag) */
+    const MkChunk *chunks;          /* chunk_count entries */
+} MkBlobDesc;
+
+typedef struct MkBlob MkBlob;
+
+/* Create the blob as a temporary file in `dir`; `data_out` (optional) gets the expected cache file. */
+int mk_blob_new(MkBlob **ret, const MkBlobOptions *opts, const char *dir, const char *data_out);
+MkBlob *mk_blob_free(MkBlob *b);
+static inline void mk_blob_freep(MkBlob **b) { mk_blob_free(*b); }
+
+/* Chunk one regular file read from `fd`; sets node->chunk_ci/nchunks. */
+int mk_blob_add_file(MkBlob *b, MkNode *node, int fd);
+
+/* Write the chunk-data tar header, ci table, header and digest array. */
+int mk_blob_finish_meta(MkBlob *b);
+/* Describe the blob as the bootstrap records it (valid after mk_blob_finish_meta). */
+void mk_blob_describe(const MkBlob *b, MkBlobDesc *out);
+/* Append a bootstrap (zstd-compressed unless that does not shrink it) as image.boot. */
+int mk_blob_append_bootstrap(MkBlob *b, const void *boot, size_t len);
+/* Write the TOC, compute the blob id. mk_blob_describe then gives the final values. */
+int mk_blob_finish(MkBlob *b);
+/* Rename the blob to <dir>/<blob id>. */
+int mk_blob_commit(MkBlob *b);
+
+uint32_t mk_blob_chunk_count(const MkBlob *b);
