@@ -68,7 +68,7 @@ static inline uint32_t rotr32(uint32_t w, unsigned c)
     } while (0)
 
 /* The full 16-word output: words 0-7 are the next chaining value. */
-static void compress(uint32_t out[16], const uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN],
+static void compress_portable(uint32_t out[16], const uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN],
                      uint32_t block_len, uint64_t counter, uint32_t flags)
 {
     uint32_t m[16];
@@ -99,13 +99,27 @@ static void compress(uint32_t out[16], const uint32_t cv[8], const uint8_t block
     out[7] = v7 ^ v15;  out[15] = v15 ^ cv[7];
 }
 
+static void compress(uint8_t impl, uint32_t out[16], const uint32_t cv[8],
+                     const uint8_t block[BLAKE3_BLOCK_LEN], uint32_t block_len, uint64_t counter,
+                     uint32_t flags)
+{
+#if defined(BLAKE3_HAVE_X86)
+    if (impl >= BLAKE3_IMPL_SSE41) {
+        blake3_compress_sse41(out, cv, block, block_len, counter, flags);
+        return;
+    }
+#endif
+    (void)impl;
+    compress_portable(out, cv, block, block_len, counter, flags);
+}
+
 /* cv = first half of compress(); in-place use (cv aliasing out) is fine. */
-static void compress_cv(uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN], uint32_t block_len,
-                        uint64_t counter, uint32_t flags)
+static void compress_cv(uint8_t impl, uint32_t cv[8], const uint8_t block[BLAKE3_BLOCK_LEN],
+                        uint32_t block_len, uint64_t counter, uint32_t flags)
 {
     uint32_t full[16];
 
-    compress(full, cv, block, block_len, counter, flags);
+    compress(impl, full, cv, block, block_len, counter, flags);
     memcpy(cv, full, 8 * sizeof(uint32_t));
 }
 
@@ -116,16 +130,17 @@ typedef struct Output {
     uint64_t counter;
     uint8_t block_len;
     uint8_t flags;
+    uint8_t impl;
 } Output;
 
 static void output_cv(const Output *o, uint32_t cv[8])
 {
     memcpy(cv, o->cv, sizeof(o->cv));
-    compress_cv(cv, o->block, o->block_len, o->counter, o->flags);
+    compress_cv(o->impl, cv, o->block, o->block_len, o->counter, o->flags);
 }
 
 static void parent_output(Output *o, const uint32_t left[8], const uint32_t right[8],
-                          const uint32_t key[8], uint8_t flags)
+                          const uint32_t key[8], uint8_t flags, uint8_t impl)
 {
     memcpy(o->cv, key, sizeof(o->cv));
     for (int i = 0; i < 8; i++) {
@@ -135,6 +150,7 @@ static void parent_output(Output *o, const uint32_t left[8], const uint32_t righ
     o->counter = 0;
     o->block_len = BLAKE3_BLOCK_LEN;
     o->flags = flags | B3_PARENT;
+    o->impl = impl;
 }
 
 static void chunk_output(const Blake3Hasher *h, Output *o)
@@ -146,6 +162,7 @@ static void chunk_output(const Blake3Hasher *h, Output *o)
     o->counter = h->chunk_counter;
     o->block_len = h->buf_len;
     o->flags = h->flags | B3_CHUNK_END | (h->blocks_compressed == 0 ? B3_CHUNK_START : 0);
+    o->impl = h->impl;
 }
 
 static inline size_t chunk_len(const Blake3Hasher *h)
@@ -160,25 +177,29 @@ static void chunk_reset(Blake3Hasher *h)
     h->blocks_compressed = 0;
 }
 
-/* Add the CV of chunk number total_chunks-1, merging finished subtrees first. */
-static void push_chunk_cv(Blake3Hasher *h, const uint32_t chunk_cv[8], uint64_t total_chunks)
+/*
+ * Push the root of the 2^level chunks that start at chunk_counter, after
+ * merging it with every stacked subtree it completes a larger one with.
+ */
+static void push_subtree(Blake3Hasher *h, const uint32_t root[8], unsigned level)
 {
     uint32_t cv[8];
+    uint64_t t;
 
-    memcpy(cv, chunk_cv, sizeof(cv));
-    while (!(total_chunks & 1)) {
+    memcpy(cv, root, sizeof(cv));
+    h->chunk_counter += (uint64_t)1 << level;
+    for (t = h->chunk_counter >> level; !(t & 1); t >>= 1) {
         Output o;
 
-        parent_output(&o, h->cv_stack[--h->cv_stack_len], cv, h->key, h->flags);
+        parent_output(&o, h->cv_stack[--h->cv_stack_len], cv, h->key, h->flags, h->impl);
         output_cv(&o, cv);
-        total_chunks >>= 1;
     }
     memcpy(h->cv_stack[h->cv_stack_len++], cv, sizeof(cv));
 }
 
 /* One whole chunk straight from the input, never the root. */
-static void hash_chunk_portable(const uint8_t *in, const uint32_t key[8], uint64_t counter,
-                                uint8_t flags, uint32_t cv[8])
+static void hash_chunk(uint8_t impl, const uint8_t *in, const uint32_t key[8], uint64_t counter,
+                       uint8_t flags, uint32_t cv[8])
 {
     memcpy(cv, key, 8 * sizeof(uint32_t));
     for (int b = 0; b < BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN; b++) {
@@ -188,37 +209,99 @@ static void hash_chunk_portable(const uint8_t *in, const uint32_t key[8], uint64
             f |= B3_CHUNK_START;
         if (b == BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN - 1)
             f |= B3_CHUNK_END;
-        compress_cv(cv, in + b * BLAKE3_BLOCK_LEN, BLAKE3_BLOCK_LEN, counter, f);
+        compress_cv(impl, cv, in + b * BLAKE3_BLOCK_LEN, BLAKE3_BLOCK_LEN, counter, f);
     }
 }
 
-/* n whole chunks at a chunk boundary, with input known to follow them. */
-static void hash_whole_chunks(Blake3Hasher *h, const uint8_t *in, size_t n)
+/* Chaining values of n whole chunks, the first numbered chunk_counter. */
+static void hash_chunks(const Blake3Hasher *h, const uint8_t *in, size_t n, uint32_t cvs[][8])
 {
-    uint32_t cvs[8][8];
-
-    while (n > 0) {
-        size_t k;
+    for (size_t i = 0; i < n;) {
+        const uint8_t *p = in + i * BLAKE3_CHUNK_LEN;
+        uint64_t counter = h->chunk_counter + i;
 
 #if defined(BLAKE3_HAVE_X86)
-        if (h->impl >= BLAKE3_IMPL_AVX2 && n >= 8) {
-            blake3_hash8_avx2(in, h->key, h->chunk_counter, h->flags, cvs);
-            k = 8;
-        } else if (h->impl >= BLAKE3_IMPL_SSE41 && n >= 4) {
-            blake3_hash4_sse41(in, h->key, h->chunk_counter, h->flags, cvs);
-            k = 4;
-        } else
+        if (h->impl >= BLAKE3_IMPL_AVX2 && n - i >= 8) {
+            blake3_hash8_avx2(p, BLAKE3_CHUNK_LEN, BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN, h->key, counter,
+                              true, h->flags, B3_CHUNK_START, B3_CHUNK_END, &cvs[i]);
+            i += 8;
+            continue;
+        }
+        if (h->impl >= BLAKE3_IMPL_SSE41 && n - i >= 4) {
+            blake3_hash4_sse41(p, BLAKE3_CHUNK_LEN, BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN, h->key, counter,
+                               true, h->flags, B3_CHUNK_START, B3_CHUNK_END, &cvs[i]);
+            i += 4;
+            continue;
+        }
 #endif
-        {
-            hash_chunk_portable(in, h->key, h->chunk_counter, h->flags, cvs[0]);
-            k = 1;
+        hash_chunk(h->impl, p, h->key, counter, h->flags, cvs[i]);
+        i++;
+    }
+}
+
+/* out[i] = parent(in[2i], in[2i+1]) for the n/2 pairs. */
+static void hash_parents(const Blake3Hasher *h, uint32_t in[][8], size_t n, uint32_t out[][8])
+{
+    size_t pairs = n / 2;
+
+    for (size_t i = 0; i < pairs;) {
+#if defined(BLAKE3_HAVE_X86)
+        /* A pair of adjacent CVs is exactly a parent's 64-byte block (x86 is LE). */
+        const uint8_t *blocks = (const uint8_t *)in[2 * i];
+
+        if (h->impl >= BLAKE3_IMPL_AVX2 && pairs - i >= 8) {
+            blake3_hash8_avx2(blocks, BLAKE3_BLOCK_LEN, 1, h->key, 0, false, h->flags | B3_PARENT, 0, 0,
+                              &out[i]);
+            i += 8;
+            continue;
         }
-        for (size_t i = 0; i < k; i++) {
-            push_chunk_cv(h, cvs[i], h->chunk_counter + 1);
-            h->chunk_counter++;
+        if (h->impl >= BLAKE3_IMPL_SSE41 && pairs - i >= 4) {
+            blake3_hash4_sse41(blocks, BLAKE3_BLOCK_LEN, 1, h->key, 0, false, h->flags | B3_PARENT, 0, 0,
+                               &out[i]);
+            i += 4;
+            continue;
         }
-        in += k * BLAKE3_CHUNK_LEN;
-        n -= k;
+#endif
+        Output o;
+
+        parent_output(&o, in[2 * i], in[2 * i + 1], h->key, h->flags, h->impl);
+        output_cv(&o, out[i]);
+        i++;
+    }
+}
+
+/* Chunks hashed, then merged into one subtree, per step; a power of two. */
+#define B3_BATCH_LOG 6
+
+/*
+ * n whole chunks at a chunk boundary, with input known to follow them. They
+ * go in aligned power-of-two groups: every chunk and every parent inside a
+ * group is independent of its neighbours, so all of them can use the wide
+ * kernels, and the group's root then joins the stack like one big chunk.
+ */
+static void hash_whole_chunks(Blake3Hasher *h, const uint8_t *in, size_t n)
+{
+    uint32_t a[1 << B3_BATCH_LOG][8], b[1 << (B3_BATCH_LOG - 1)][8];
+
+    while (n > 0) {
+        unsigned level = B3_BATCH_LOG;
+        size_t size = (size_t)1 << level;
+        uint32_t (*src)[8] = a, (*dst)[8] = b, (*tmp)[8];
+
+        while (size > n || (h->chunk_counter & (size - 1))) {
+            level--;
+            size >>= 1;
+        }
+        hash_chunks(h, in, size, a);
+        for (size_t k = size; k > 1; k /= 2) {
+            hash_parents(h, src, k, dst);
+            tmp = src;
+            src = dst;
+            dst = tmp;
+        }
+        push_subtree(h, src[0], level);
+        in += size * BLAKE3_CHUNK_LEN;
+        n -= size;
     }
 }
 
@@ -276,8 +359,7 @@ void blake3_hasher_update(Blake3Hasher *h, const void *input, size_t len)
 
             chunk_output(h, &o);
             output_cv(&o, cv);
-            push_chunk_cv(h, cv, h->chunk_counter + 1);
-            h->chunk_counter++;
+            push_subtree(h, cv, 0);
             chunk_reset(h);
         }
 
@@ -292,7 +374,7 @@ void blake3_hasher_update(Blake3Hasher *h, const void *input, size_t len)
         }
 
         if (h->buf_len == BLAKE3_BLOCK_LEN) {
-            compress_cv(h->cv, h->buf, BLAKE3_BLOCK_LEN, h->chunk_counter,
+            compress_cv(h->impl, h->cv, h->buf, BLAKE3_BLOCK_LEN, h->chunk_counter,
                         h->flags | (h->blocks_compressed == 0 ? B3_CHUNK_START : 0));
             h->blocks_compressed++;
             h->buf_len = 0;
@@ -301,7 +383,7 @@ void blake3_hasher_update(Blake3Hasher *h, const void *input, size_t len)
         /* Blocks that are neither the chunk's last nor the input's last skip the buffer. */
         while (h->buf_len == 0 && len > BLAKE3_BLOCK_LEN &&
                h->blocks_compressed < BLAKE3_CHUNK_LEN / BLAKE3_BLOCK_LEN - 1) {
-            compress_cv(h->cv, in, BLAKE3_BLOCK_LEN, h->chunk_counter,
+            compress_cv(h->impl, h->cv, in, BLAKE3_BLOCK_LEN, h->chunk_counter,
                         h->flags | (h->blocks_compressed == 0 ? B3_CHUNK_START : 0));
             h->blocks_compressed++;
             in += BLAKE3_BLOCK_LEN;
@@ -328,7 +410,7 @@ void blake3_hasher_finalize(const Blake3Hasher *h, uint8_t *out, size_t out_len)
         uint32_t cv[8];
 
         output_cv(&o, cv);
-        parent_output(&o, h->cv_stack[i], cv, h->key, h->flags);
+        parent_output(&o, h->cv_stack[i], cv, h->key, h->flags, h->impl);
     }
 
     /* Extended output: the root node compressed again with counter 0, 1, 2, ... */
@@ -337,7 +419,7 @@ void blake3_hasher_finalize(const Blake3Hasher *h, uint8_t *out, size_t out_len)
         uint8_t block[BLAKE3_BLOCK_LEN];
         size_t n = out_len < BLAKE3_BLOCK_LEN ? out_len : BLAKE3_BLOCK_LEN;
 
-        compress(words, o.cv, o.block, o.block_len, counter, o.flags | B3_ROOT);
+        compress(o.impl, words, o.cv, o.block, o.block_len, counter, o.flags | B3_ROOT);
         for (int i = 0; i < 16; i++)
             store32(block + 4 * i, words[i]);
         memcpy(out, block, n);

@@ -24,7 +24,8 @@ CodecCtx *codec_ctx_free(CodecCtx *ctx);
  * for an unknown compressor. BLOB_COMP_NONE copies (src_len must equal dst_len).
  *
  *   lz4_block  a raw LZ4 block that must decode to dst_len bytes and be
- *              consumed completely
+ *              consumed completely; a zero match offset (corrupt by the
+ *              format, decoded anyway by liblz4) is refused
  *   zstd       one or more zstd frames (skippable frames allowed, as
  *              libzstd does); a frame whose header declares a content size
  *              is rejected unless the sizes add up to dst_len, and the
@@ -90,9 +91,11 @@ int codec_gunzip_prefix(CodecCtx *ctx, const void *src, size_t src_len, void *ds
  *                        (normally in_len of them)
  * It discards the first `skip` bytes of output (a chunk's ctx_offset inside
  * the context) and writes exactly the next dst_len bytes to dst; the stream
- * may go on afterwards. Returns 0, -EINVAL for bits > 7 or an oversized
- * window, -EBADMSG if the data is corrupt or ends before skip + dst_len
- * bytes, -ENOMEM. No check value is reached: verify the chunk digest.
+ * may go on afterwards. Returns 0, -EINVAL for bits > 7 (nydus writes 0-7)
+ * or an oversized window, -EBADMSG if the data is corrupt or ends before
+ * skip + dst_len bytes, -ENOMEM. No check value is reached: verify the
+ * chunk digest. The work is bounded by skip + dst_len bytes of output, so
+ * check ctx_offset + size against the context's out_len before calling.
  */
 int codec_inflate_zran(CodecCtx *ctx, const void *window, size_t window_len, unsigned bits,
                        uint8_t prime_byte, const void *src, size_t src_len, size_t skip,

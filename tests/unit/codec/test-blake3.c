@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/codec/blake3-impl.h"
 #include "storage/codec/blake3.h"
 #include "storage/codec/codec.h"
 #include "storage/util/macros.h"
@@ -406,12 +407,74 @@ static void test_against_b3sum(void)
     free(in);
 }
 
+#if defined(BLAKE3_HAVE_X86)
+/* Chaining value of one chunk from single compressions (the row-wise kernel). */
+static void chunk_cv_single(const uint8_t *in, uint64_t counter, uint32_t cv[8])
+{
+    uint32_t out[16];
+
+    memcpy(cv, blake3_iv, 32);
+    for (int b = 0; b < 16; b++) {
+        uint32_t f = (b == 0 ? B3_CHUNK_START : 0) | (b == 15 ? B3_CHUNK_END : 0);
+
+        blake3_compress_sse41(out, cv, in + 64 * b, 64, counter, f);
+        memcpy(cv, out, 32);
+    }
+}
+
+/*
+ * The many-input kernels against single compressions, at chunk counters
+ * whose lanes straddle 2^32 (no test input is big enough to get there),
+ * and in parent mode.
+ */
+static void test_kernels(void)
+{
+    static const uint64_t counters[] = { 0, 5, 0xFFFFFFFCull, 0xFFFFFFFFull, 0x123456789ull };
+    unsigned f = blake3_impl_best();
+    uint8_t *in = malloc(8 * 1024);
+    uint32_t want[8][8], got[8][8], out[16];
+
+    if (f < BLAKE3_IMPL_SSE41) {
+        fprintf(stderr, "skip: no SSE4.1\n");
+        free(in);
+        return;
+    }
+    fill_random(in, 8 * 1024);
+    for (size_t c = 0; c < CFN_ARRAY_SIZE(counters); c++) {
+        for (int i = 0; i < 8; i++)
+            chunk_cv_single(in + 1024 * i, counters[c] + (uint64_t)i, want[i]);
+        blake3_hash4_sse41(in, 1024, 16, blake3_iv, counters[c], true, 0, B3_CHUNK_START, B3_CHUNK_END, got);
+        CHECK(memcmp(got, want, 4 * 32) == 0);
+        if (f >= BLAKE3_IMPL_AVX2) {
+            blake3_hash8_avx2(in, 1024, 16, blake3_iv, counters[c], true, 0, B3_CHUNK_START, B3_CHUNK_END,
+                              got);
+            CHECK(memcmp(got, want, 8 * 32) == 0);
+        }
+    }
+    /* Parents: one 64-byte block each, counter 0 for all, PARENT flag. */
+    for (int i = 0; i < 8; i++) {
+        blake3_compress_sse41(out, blake3_iv, in + 64 * i, 64, 0, B3_PARENT);
+        memcpy(want[i], out, 32);
+    }
+    blake3_hash4_sse41(in, 64, 1, blake3_iv, 0, false, B3_PARENT, 0, 0, got);
+    CHECK(memcmp(got, want, 4 * 32) == 0);
+    if (f >= BLAKE3_IMPL_AVX2) {
+        blake3_hash8_avx2(in, 64, 1, blake3_iv, 0, false, B3_PARENT, 0, 0, got);
+        CHECK(memcmp(got, want, 8 * 32) == 0);
+    }
+    free(in);
+}
+#endif
+
 int main(void)
 {
     find_impls();
     RUN(test_vectors);
     RUN(test_impls_agree);
     RUN(test_finalize_is_pure);
+#if defined(BLAKE3_HAVE_X86)
+    RUN(test_kernels);
+#endif
     RUN(test_against_b3sum);
     return TEST_EXIT();
 }
