@@ -69,6 +69,9 @@ int cache_file_scan_ready(int fd, const BlobInfo *blob, uint8_t *ready)
         off_t hole = lseek(fd, data, SEEK_HOLE);
         if (hole < 0)
             return -errno;
+        /* Files that ignore SEEK_DATA/SEEK_HOLE (character devices answer 0) tell nothing. */
+        if ((uint64_t)data < c->uncompressed_offset || hole <= data)
+            return -EOPNOTSUPP;
         /* Every chunk wholly inside [data, hole) is ready. */
         for (; i < blob->chunk_count; i++) {
             const BlobChunkInfo *ci = &blob->chunks[i];

@@ -194,7 +194,7 @@ static void advance(NydusBlobOpen *req)
     case STEP_TOC_READ:
         /* Digests are optional: without a TOC the chunks are checked by length (and crc). */
         if (!req->want_digests || req->rb->digester == BLOB_DIGEST_NONE ||
-            !(req->rb->features & (RAFS_BLOB_HAS_TOC | RAFS_BLOB_CAP_TAR_TOC))) {
+            !(req->rb->features & RAFS_BLOB_HAS_TOC)) {
             finish(req, 0);
             return;
         }

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * What every HTTP backend sets up from HttpCommonConfig: the engine (own or
+ * shared), the transport (timeouts, retries, TLS roots), the proxy and the
+ * extra headers. Also blob-id validation and the config defaults.
+ */
+#pragma once
+
+#include "backend_config.h"
+#include "engine.h"
+#include "proxy.h"
+
+#define HCOMMON_MAX_HEADERS 32
+
+typedef struct HttpCommon {
+    HttpEngine *eng;
+    HttpTransport tp;
+    HttpProxy *proxy;
+    char *ca_blob;
+    size_t ca_len;
+    char *user_agent;
+    char *headers[HCOMMON_MAX_HEADERS + 1];   /* NULL-terminated */
+    size_t n_headers;
+} HttpCommon;
+
+int hcommon_init(HttpCommon *c, Loop *loop, const HttpCommonConfig *cfg);
+void hcommon_fini(HttpCommon *c);
+
+/* A header line "Name: value" without control characters. */
+bool hcommon_header_ok(const char *h);
+/* [A-Za-z0-9._-]{1,128} */
+bool hcommon_blob_id_ok(const char *id);
+/* 64 lowercase hex digits (a sha256 digest) */
+bool hcommon_blob_digest_ok(const char *id);
+/* Duplicate with leading/trailing whitespace removed; NULL for unset/blank. */
+int hcommon_strdup_trim(const char *s, char **out);
+void hcommon_secret_free(char *s);

@@ -1,0 +1,82 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+# Images from nydus-mkimage, for each compressor x digester x chunk-info
+# version, with and without TOC and inlined bootstrap, served through the
+# daemon and the fake device: the cache file the daemon writes must equal,
+# byte for byte, the one the builder predicts (--blob-data). Then a corrupted
+# blob must fail its READs and never put a wrong byte in the cache file.
+set -euo pipefail
+mkimage=$1
+fill=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A small tree with repeated content (dedup), a multi-chunk file and odd sizes.
+src=$work/src
+mkdir -p "$src/d/e"
+python3 - "$src" <<'PY'
+import random, sys
+random.seed(7)
+open(sys.argv[1] + "/rand", "wb").write(random.randbytes(300000))
+open(sys.argv[1] + "/text", "wb").write(b"nydus chunk data\n" * 147059)
+PY
+cp "$src/text" "$src/d/text-copy"
+printf 'x' > "$src/d/e/one"
+seq 1 20000 > "$src/d/seq"
+
+passed=0 failed=0
+check() {  # name, mkimage args...
+    local name=$1; shift
+    local out=$work/$name
+    mkdir -p "$out/work"
+    local id
+    id=$("$mkimage" -c 64K "$@" --blob-data "$out/expected.cache" -o "$out" "$src" | tail -n 1)
+    if "$fill" "$out/image.boot" "$out" "$id" "$out/got.cache" "$out/work" >"$out/log" 2>&1 &&
+        cmp -s "$out/expected.cache" "$out/got.cache"; then
+        echo "PASS $name"
+        passed=$((passed + 1))
+    else
+        echo "FAIL $name"; tail -5 "$out/log"
+        failed=$((failed + 1))
+    fi
+}
+
+for z in none lz4_block zstd; do
+    for dg in blake3 sha256; do
+        for ci in v1 v2; do
+            check "$z-$dg-$ci" -z "$z" -d "$dg" -C "$ci"
+        done
+        check "$z-$dg-toc" -z "$z" -d "$dg" --toc
+        check "$z-$dg-inline" -z "$z" -d "$dg" --inline-bootstrap
+    done
+done
+check "zstd-crc32-v2" -z zstd -C v2 --crc32 --toc
+
+# Corruption: flip a byte in the middle of the first chunk's data.
+out=$work/corrupt
+mkdir -p "$out/work"
+id=$("$mkimage" -c 64K -z zstd -d blake3 --toc --blob-data "$out/expected.cache" -o "$out" "$src" | tail -n 1)
+printf '\xff' | dd of="$out/$id" bs=1 seek=100 conv=notrunc status=none
+if "$fill" "$out/image.boot" "$out" "$id" "$out/got.cache" "$out/work" >"$out/log" 2>&1; then
+    echo "FAIL corrupt-chunk: every READ succeeded on a corrupted blob"
+    failed=$((failed + 1))
+elif ! grep -q "chunk [0-9]*: blake3 digest mismatch" "$out/log"; then
+    echo "FAIL corrupt-chunk: the log does not name the chunk"; tail -3 "$out/log"
+    failed=$((failed + 1))
+else
+    # Every byte the daemon did write is the right byte; the corrupt chunk was never written.
+    python3 - "$out/expected.cache" "$out/got.cache" <<'PY'
+import sys
+want = open(sys.argv[1], 'rb').read()
+got = open(sys.argv[2], 'rb').read()
+assert len(got) >= len(want) - 4096, "cache file has the wrong size"
+unwritten = [i for i in range(0, len(want), 4096) if got[i:i+4096] != want[i:i+4096]]
+assert unwritten, "the corrupt chunk was written"
+bad = [i for i in range(0, len(want), 4096) if got[i:i+4096] not in (want[i:i+4096], bytes(len(want[i:i+4096])))]
+assert not bad, f"wrong bytes in blocks {bad[:5]}"
+PY
+    echo "PASS corrupt-chunk"
+    passed=$((passed + 1))
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
