@@ -195,36 +195,127 @@ static int parse_plain_number(const char *s, uint64_t *out)
         for (const char *key = scalar(yaml_document_get_node(&(p)->doc, _pair->key)); key; key = NULL) \
             for (yaml_node_t *val = yaml_document_get_node(&(p)->doc, _pair->value); val; val = NULL)
 
+void config_node_clear(ConfigNode *n)
+{
+    for (size_t i = 0; i < n->n_items; i++)
+        config_node_clear(&n->items[i]);
+    free(n->items);
+    free(n->key);
+    free(n->value);
+    memset(n, 0, sizeof(*n));
+}
+
+const ConfigNode *config_node_get(const ConfigNode *map, const char *key)
+{
+    if (map->kind != CONFIG_NODE_MAP)
+        return NULL;
+    for (size_t i = 0; i < map->n_items; i++)
+        if (strcmp(map->items[i].key, key) == 0)
+            return &map->items[i];
+    return NULL;
+}
+
+/* Copy a YAML subtree; bounded in depth and size since the file is untrusted. */
+static int capture_node(Parser *p, yaml_node_t *n, const char *path, unsigned depth, ConfigNode *out)
+{
+    out->line = n->start_mark.line + 1;
+    out->column = n->start_mark.column + 1;
+    if (depth > 8)
+        return fail(p, n, path, "nested too deeply");
+    switch (n->type) {
+    case YAML_SCALAR_NODE:
+        out->kind = CONFIG_NODE_SCALAR;
+        out->value = strdup((const char *)n->data.scalar.value);
+        return out->value ? 0 : -ENOMEM;
+    case YAML_MAPPING_NODE: {
+        out->kind = CONFIG_NODE_MAP;
+        size_t count = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+        if (count > 256)
+            return fail(p, n, path, "more than 256 entries");
+        out->items = calloc(count ? count : 1, sizeof(*out->items));
+        if (!out->items)
+            return -ENOMEM;
+        for (size_t i = 0; i < count; i++) {
+            yaml_node_pair_t *pair = &n->data.mapping.pairs.start[i];
+            const char *key = scalar(yaml_document_get_node(&p->doc, pair->key));
+            if (!key)
+                return fail(p, n, path, "keys must be strings");
+            char sub[256];
+            snprintf(sub, sizeof(sub), "%.120s.%.120s", path, key);
+            out->n_items = i + 1;
+            out->items[i].key = strdup(key);
+            if (!out->items[i].key)
+                return -ENOMEM;
+            int r = capture_node(p, yaml_document_get_node(&p->doc, pair->value), sub, depth + 1, &out->items[i]);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    }
+    case YAML_SEQUENCE_NODE: {
+        out->kind = CONFIG_NODE_SEQ;
+        size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+        if (count > 256)
+            return fail(p, n, path, "more than 256 items");
+        out->items = calloc(count ? count : 1, sizeof(*out->items));
+        if (!out->items)
+            return -ENOMEM;
+        for (size_t i = 0; i < count; i++) {
+            char sub[256];
+            snprintf(sub, sizeof(sub), "%.200s[%zu]", path, i);
+            out->n_items = i + 1;
+            int r = capture_node(p, yaml_document_get_node(&p->doc, n->data.sequence.items.start[i]), sub,
+                                 depth + 1, &out->items[i]);
+            if (r < 0)
+                return r;
+        }
+        return 0;
+    }
+    default:
+        return fail(p, n, path, "unsupported YAML node");
+    }
+}
+
 static int parse_backend(Parser *p, yaml_node_t *map, const char *path, BackendConfig *out)
 {
-    char sub[256];
+    static const struct { const char *name; enum backend_type type; } types[] = {
+        { "localfs", BACKEND_TYPE_LOCALFS }, { "registry", BACKEND_TYPE_REGISTRY },
+        { "s3", BACKEND_TYPE_S3 }, { "oss", BACKEND_TYPE_OSS }, { "http-proxy", BACKEND_TYPE_HTTP_PROXY },
+    };
     if (map->type != YAML_MAPPING_NODE)
         return fail(p, map, path, "expected a mapping");
-    char *type = NULL;
-    int r = 0;
+    int r = capture_node(p, map, path, 0, &out->fields);
+    if (r < 0)
+        return r;
+    if (asprintf(&out->where, "%s: %s", p->name, path) < 0) {
+        out->where = NULL;
+        return -ENOMEM;
+    }
+    const ConfigNode *type = config_node_get(&out->fields, "type");
+    if (!type || type->kind != CONFIG_NODE_SCALAR)
+        return fail(p, map, path, "missing 'type' (localfs, registry, s3, oss or http-proxy)");
+    size_t i;
+    for (i = 0; i < CFN_ARRAY_SIZE(types) && strcmp(types[i].name, type->value) != 0; i++)
+        ;
+    if (i == CFN_ARRAY_SIZE(types))
+        return fail(p, map, path, "unsupported backend type '%s'", type->value);
+    out->type = types[i].type;
+    if (out->type != BACKEND_TYPE_LOCALFS)
+        return 0;   /* backend_factory checks the remote fields */
+
+    char sub[256];
     FOR_EACH_PAIR(p, map, key, val) {
         snprintf(sub, sizeof(sub), "%.100s.%.100s", path, key);
-        if (strcmp(key, "type") == 0)
-            r = get_string(p, val, sub, &type);
-        else if (strcmp(key, "dir") == 0)
+        if (strcmp(key, "dir") == 0)
             r = get_path(p, val, sub, &out->dir);
-        else
-            r = fail(p, val, sub, "unknown key");
+        else if (strcmp(key, "type") != 0)
+            r = fail(p, val, sub, "unknown key for a localfs backend");
         if (r < 0)
-            goto out;
+            return r;
     }
-    if (!type) {
-        r = fail(p, map, path, "missing 'type' (localfs)");
-    } else if (strcmp(type, "localfs") == 0) {
-        out->type = BACKEND_TYPE_LOCALFS;
-        if (!out->dir)
-            r = fail(p, map, path, "localfs backend needs 'dir'");
-    } else {
-        r = fail(p, map, path, "unsupported backend type '%s'", type);
-    }
-out:
-    free(type);
-    return r;
+    if (!out->dir)
+        return fail(p, map, path, "localfs backend needs 'dir'");
+    return 0;
 }
 
 static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfig *img)
@@ -458,6 +549,8 @@ Config *config_free(Config *cfg)
         free(img->domain_id);
         free(img->bootstrap);
         free(img->backend.dir);
+        free(img->backend.where);
+        config_node_clear(&img->backend.fields);
     }
     free(cfg->images);
     free(cfg->cache_dir);

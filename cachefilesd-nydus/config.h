@@ -12,11 +12,32 @@
 
 enum backend_type {
     BACKEND_TYPE_LOCALFS,
+    BACKEND_TYPE_REGISTRY,
+    BACKEND_TYPE_S3,
+    BACKEND_TYPE_OSS,
+    BACKEND_TYPE_HTTP_PROXY,
+};
+
+/*
+ * A YAML subtree kept as parsed, with its position, for sections whose
+ * fields belong to another module (the remote backends: backend_factory.c).
+ */
+typedef struct ConfigNode ConfigNode;
+enum config_node_kind { CONFIG_NODE_SCALAR, CONFIG_NODE_MAP, CONFIG_NODE_SEQ };
+struct ConfigNode {
+    enum config_node_kind kind;
+    char *key;                      /* in a mapping: this entry's key */
+    char *value;                    /* scalars */
+    ConfigNode *items;              /* mapping entries or sequence items */
+    size_t n_items;
+    size_t line, column;            /* 1-based */
 };
 
 typedef struct BackendConfig {
     enum backend_type type;
     char *dir;                      /* localfs: directory of blobs named by id */
+    ConfigNode fields;              /* the whole backend mapping (remote types) */
+    char *where;                    /* "file" and key path, for messages: "f.yaml: images[0].backend" */
 } BackendConfig;
 
 typedef struct ImageConfig {
@@ -47,6 +68,9 @@ int config_load(Config **ret, const char *path, char *err, size_t err_len);
 /* Same, from memory; `name` is used in messages. */
 int config_parse(Config **ret, const char *name, const char *text, size_t len, char *err, size_t err_len);
 Config *config_free(Config *cfg);
+
+void config_node_clear(ConfigNode *n);
+const ConfigNode *config_node_get(const ConfigNode *map, const char *key);
 
 /* "1MiB", "512k", "4096" -> bytes; "30s", "250ms", "2m", "10" (seconds) -> ms. */
 int config_parse_size(const char *s, uint64_t *out);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend_factory.h"
 #include "storage/device/rafs_bootstrap.h"
 #include "storage/util/macros.h"
 
@@ -148,13 +149,13 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkP
                  ic->bootstrap);
         img->boot_name = slash + 1;
         r = backend_localfs_new(&img->boot_backend, loop, dir);
-        if (r == 0)
-            r = backend_localfs_new(&img->blob_backend, loop, ic->backend.dir);
         if (r < 0) {
-            snprintf(err, err_len, "image %s: cannot open %s: %s", ic->fsid,
-                     img->boot_backend ? ic->backend.dir : dir, strerror(-r));
+            snprintf(err, err_len, "image %s: cannot open %s: %s", ic->fsid, dir, strerror(-r));
             goto fail;
         }
+        r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
+        if (r < 0)
+            goto fail;
         continue;
 fail:
         image_registry_free(reg);

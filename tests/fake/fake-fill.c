@@ -7,6 +7,10 @@
  *
  *   fake-fill BOOTSTRAP BLOB_DIR BLOB_ID OUT_CACHE_FILE [WORK_DIR]
  *
+ * FAKE_FILL_BACKEND replaces the localfs backend with a YAML flow mapping
+ * (e.g. "{type: registry, host: ..., repo: ...}"); FAKE_FILL_WINDOW sets the
+ * read window (default 128KiB). The fill rate is printed at the end.
+ *
  * Exits 0 when every READ succeeded, 1 when any failed, 2 on set-up errors.
  */
 #include <errno.h>
@@ -40,10 +44,14 @@ int main(int argc, char **argv)
     }
     const char *boot = argv[1], *blob_dir = argv[2], *blob_id = argv[3], *out = argv[4];
     const char *work = argc == 6 ? argv[5] : "/tmp";
-    char text[8192], err[512];
+    cfn_log_set_level(getenv("FAKE_FILL_DEBUG") ? CFN_LOG_DEBUG : CFN_LOG_INFO);
+    char text[8192], err[512], local[4200];
+    const char *backend = getenv("FAKE_FILL_BACKEND"), *window = getenv("FAKE_FILL_WINDOW");
+    snprintf(local, sizeof(local), "{type: localfs, dir: %s}", blob_dir);
     snprintf(text, sizeof(text),
-             "cache_dir: /nonexistent\nwork_dir: %s\nthreads: 2\nread_window: 128KiB\nimages:\n"
-             "  - fsid: image\n    bootstrap: %s\n    backend: {type: localfs, dir: %s}\n", work, boot, blob_dir);
+             "cache_dir: /nonexistent\nwork_dir: %s\nthreads: 2\nread_window: %s\nmerge_limit: 64MiB\n"
+             "images:\n  - fsid: image\n    bootstrap: %s\n    backend: %s\n", work, window ? window : "128KiB",
+             boot, backend ? backend : local);
     Config *cfg;
     Daemon *d;
     if (config_parse(&cfg, "fake-fill.yaml", text, strlen(text), err, sizeof(err)) < 0 ||
@@ -81,6 +89,7 @@ int main(int argc, char **argv)
         order[i - 1] = order[j];
         order[j] = t;
     }
+    uint64_t t0 = loop_now_ns();
     for (uint64_t i = 0; i < n; i += 8) {
         for (uint64_t k = i; k < n && k < i + 8; k++) {
             uint64_t off = order[k] * step;
@@ -93,9 +102,10 @@ int main(int argc, char **argv)
                 return 1;
             }
     }
+    double secs = (double)(loop_now_ns() - t0) / 1e9;
     uint64_t failures = d->stats.read_failures;
-    printf("fake-fill: blob %s: %" PRIu64 " bytes, %" PRIu64 " READs, %" PRIu64 " failed\n", blob_id,
-           (uint64_t)size, n, failures);
+    printf("fake-fill: blob %s: %" PRIu64 " bytes, %" PRIu64 " READs, %" PRIu64 " failed, %.3f s, %.1f MiB/s\n",
+           blob_id, (uint64_t)size, n, failures, secs, (double)size / secs / 1048576.0);
     free(order);
     daemon_free(d);
     config_free(cfg);

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * Build the Backend an image's `backend:` section describes. Remote backends
+ * take nydusd-compatible field names; every field is checked here and errors
+ * name file:line:column and the key.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include "config.h"
+#include "storage/backend/backend.h"
+#include "storage/util/loop.h"
+
+int backend_factory_new(Backend **ret, Loop *loop, const BackendConfig *cfg, char *err, size_t err_len);
