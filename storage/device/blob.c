@@ -82,6 +82,20 @@ int64_t blob_find_chunk(const BlobInfo *blob, uint64_t off)
     return -ENOENT;
 }
 
+/* The last chunk starting at or before `off`, or -1. */
+static int64_t blob_chunk_at_or_before(const BlobInfo *blob, uint64_t off)
+{
+    uint32_t lo = 0, hi = blob->chunk_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (blob->chunks[mid].uncompressed_offset <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (int64_t)lo - 1;
+}
+
 void blob_iovec_clear(BlobIoVec *vec)
 {
     free(vec->descs);
@@ -107,12 +121,21 @@ int blob_iovec_build(BlobIoVec *vec, const BlobInfo *blob, uint64_t off, uint64_
     uint64_t end;
     vec->blob = blob;
     vec->count = 0;
-    if (cfn_add_overflow(off, len, &end) || end > blob->uncompressed_size)
+    /* Kernel reads are page-aligned and may cover the padding of the last chunk. */
+    if (cfn_add_overflow(off, len, &end) || end > cfn_align_up(blob->uncompressed_size, CFN_PAGE_SIZE))
         return -ERANGE;
     while (off < end) {
         int64_t i = blob_find_chunk(blob, off);
-        if (i < 0)
-            return -ERANGE;     /* a gap: nothing maps this offset */
+        if (i < 0) {
+            /* The 4 KiB padding after a chunk belongs to it (the cache holds zeros there). */
+            int64_t p = blob_chunk_at_or_before(blob, off);
+            const BlobChunkInfo *c = p >= 0 ? &blob->chunks[p] : NULL;
+            uint64_t pad_end = c ? cfn_align_up(c->uncompressed_offset + c->uncompressed_size, CFN_PAGE_SIZE) : 0;
+            if (off >= pad_end)
+                return -ERANGE;     /* a gap: nothing maps this offset */
+            off = CFN_MIN(pad_end, end);
+            continue;
+        }
         const BlobChunkInfo *c = &blob->chunks[i];
         uint32_t in = (uint32_t)(off - c->uncompressed_offset);
         uint32_t n = (uint32_t)CFN_MIN((uint64_t)(c->uncompressed_size - in), end - off);

@@ -97,8 +97,10 @@ BlobInfo *blob_info_free(BlobInfo *blob);
 int64_t blob_find_chunk(const BlobInfo *blob, uint64_t off);
 
 /*
- * Map [off, off+len) to I/O descriptors, one per chunk touched. Fails with
- * -ERANGE when the range leaves the blob or falls into a gap of the table.
+ * Map [off, off+len) to I/O descriptors, one per chunk touched; the zero
+ * padding up to the next 4 KiB boundary after a chunk maps to nothing. Fails
+ * with -ERANGE when the range leaves the (4 KiB-rounded) blob or falls into
+ * a gap of the table.
  */
 int blob_iovec_build(BlobIoVec *vec, const BlobInfo *blob, uint64_t off, uint64_t len);
 void blob_iovec_clear(BlobIoVec *vec);

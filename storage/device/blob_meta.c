@@ -66,6 +66,8 @@ static int check_servable(const RafsBlob *rb, char *why, size_t why_len)
         return UNSUPPORTED("blob %s has no blob meta (chunk_count %" PRIu32 ", ci sizes %" PRIu64 "/%" PRIu64
                            "); fscache mode needs the chunk table",
                            rb->id, rb->chunk_count, rb->ci_compressed_size, rb->ci_uncompressed_size);
+    if (rb->features & RAFS_BLOB_EXTERNAL)
+        return UNSUPPORTED("blob %s is EXTERNAL (chunks live in other objects); not supported", rb->id);
     if (!rb->meta_blob_id[0])
         return UNSUPPORTED("blob %s is SEPARATE without blob_meta_digest (inline-meta ZRan); not supported", rb->id);
     bool v2 = rb->features & RAFS_BLOB_CHUNK_INFO_V2;
@@ -254,7 +256,8 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
     bool zran_blob = rb->features & RAFS_BLOB_ZRAN;
     bool separate = rb->features & RAFS_BLOB_SEPARATE;
     size_t esize = v2 ? sizeof(struct rafs_chunk_info_v2_disk) : sizeof(struct rafs_chunk_info_v1_disk);
-    uint64_t ulimit = cfn_align_up(rb->uncompressed_size, RAFS_BLOCK_SIZE);
+    /* nydusd allows round_up_4k(uncompressed_size); the cache file is exactly uncompressed_size. */
+    uint64_t ulimit = rb->uncompressed_size;
     uint64_t cds = rb->compressed_data_size;
     uint64_t next_uoff = 0, prev_coff = 0, prev_cend = 0;
     uint32_t prev_batch = UINT32_MAX;

@@ -26,8 +26,15 @@
  * blob->meta_private and are freed by blob_info_free().
  *
  * Errors: -EBADMSG malformed, -ENOTSUP valid but unsupported (encrypted
- * blobs, blobs without a ci table, inline-meta ZRan), -ENOMEM, and codec
- * errors from decompressing the table. `why` names the field and offset.
+ * blobs, blobs without a ci table, EXTERNAL blobs, inline-meta ZRan),
+ * -EINVAL for a BlobInfo of the wrong shape, -ENOMEM. `why` names the field
+ * and its offset: in the blob for header fields, "ci byte N" (offset in the
+ * uncompressed ci table) for entries and contexts.
+ *
+ * Beyond nydusd: chunks must also end within uncompressed_size itself (the
+ * cache file size; nydusd allows its 4 KiB round-up), sizes must be within
+ * the chunk size, compressed ranges of plain chunks and batches must not
+ * overlap, and a ZRAN blob must hold ZRAN chunks only.
  */
 #pragma once
 

@@ -182,10 +182,16 @@ int rafs_bootstrap_parse_blob(const void *entry, uint32_t index, uint32_t fs_chu
     if (ext && !v2)
         return BAD("blob %s features @%" PRIu64 ": 0x%08" PRIx32 " has BATCH/ZRAN/ENCRYPTED without CHUNK_INFO_V2",
                    out->id, BLOB_OFF(features), f);
+    /* Both would own the header's s_ci_zran_* fields. */
+    if ((f & RAFS_BLOB_BATCH) && (f & RAFS_BLOB_ZRAN))
+        return BAD("blob %s features @%" PRIu64 ": 0x%08" PRIx32 " has both BATCH and ZRAN", out->id,
+                   BLOB_OFF(features), f);
     if (!!(f & RAFS_BLOB_ENCRYPTED) != (out->cipher != RAFS_CIPHER_NONE))
         return BAD("blob %s features @%" PRIu64 ": ENCRYPTED bit disagrees with cipher_algo %" PRIu32 " @%" PRIu64,
                    out->id, BLOB_OFF(features), out->cipher, BLOB_OFF(cipher_algo));
-    (void)sb_flags;
+    /* tarfs mode has no ci table and 512-byte blocks; the superblock check refuses it too. */
+    if (sb_flags & RAFS_SUPER_TARTFS_MODE)
+        return UNSUPPORTED("blob %s: the filesystem is in TARTFS mode; fscache mode cannot serve it", out->id);
 
     out->ci_offset = le64toh(d.ci_offset);
     out->ci_compressed_size = le64toh(d.ci_compressed_size);

@@ -11,6 +11,15 @@
  * Errors: -EBADMSG for a malformed image, -ENOTSUP for a valid image this
  * daemon cannot serve (tarfs mode), -ENOMEM. On error `why` names the field
  * and its absolute byte offset in the bootstrap.
+ *
+ * Beyond nydusd (each guards something the daemon or kernel relies on):
+ * blob ids must be safe file names ([A-Za-z0-9._-], NUL padded); device
+ * slot i must carry blob i's id and blocks == uncompressed_size / 4096;
+ * s_extra_devices == blob table entries <= 255; mapped_blkaddr is 0 or past
+ * the bootstrap; dirblkbits (byte 90) is 0; the root inode and prefetch nids
+ * lie inside the file; INLINED_CHUNK_DIGEST needs every blob to have the
+ * digests; ENCRYPTED <=> cipher_algo; BATCH and ZRAN exclude each other.
+ * Encrypted blobs parse here and are refused by blob_meta.
  */
 #pragma once
 

@@ -117,6 +117,10 @@ int toc_tar_header_parse(const void *hdr, uint64_t where, TocTarHeader *out, cha
     size_t nl = strnlen(h.name, sizeof(h.name));
     if (nl == 0 || nl == sizeof(h.name))
         return BAD("tar header name @%" PRIu64 ": empty or not NUL terminated", TOFF(name));
+    for (size_t i = 0; i < nl; i++)
+        if ((uint8_t)h.name[i] < 0x20 || (uint8_t)h.name[i] >= 0x7f)
+            return BAD("tar header name @%" PRIu64 ": byte %zu (0x%02x) is not printable", TOFF(name) + i, i,
+                       (uint8_t)h.name[i]);
     memcpy(out->name, h.name, nl);
     out->name[nl] = '\0';
     /* Base-256 sizes (high bit set) never occur here: entries are small. */
@@ -192,6 +196,9 @@ int toc_parse(CodecCtx *codec, const void *buf, size_t len, uint64_t offset, con
 
     if (!strcmp(th.name, RAFS_TOC_NAME_BOOTSTRAP)) {
         /* No TOC: a bare inline bootstrap right before its header. */
+        if (expect_digest && !all_zero(expect_digest, 32))
+            return BAD("tar header name @%" PRIu64 ": a bare image.boot, but the bootstrap records a TOC digest",
+                       hwhere);
         if (th.size > hwhere)
             return BAD("tar header size @%" PRIu64 ": image.boot of %" PRIu64 " bytes starts before the blob",
                        hwhere + 124, th.size);

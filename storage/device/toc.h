@@ -22,7 +22,13 @@
  *
  * If the tail holds no TOC but a reverse-tar `image.boot` header (inline
  * bootstrap without a TOC, docs §2.1 (d')), toc_parse() returns a synthetic
- * TOC with that single entry, as nydusd's extract_rafs_meta fallback does.
+ * TOC with that single entry, as nydusd's extract_rafs_meta fallback does
+ * (unless a TOC digest was expected: then the blob is not what the
+ * bootstrap describes).
+ *
+ * Tar headers must carry a valid checksum (Go's archive/tar, used by the
+ * snapshotter, requires it; nydusd does not check). Entry names must be
+ * printable ASCII, NUL padded and unique; reserved bytes are ignored.
  *
  * Errors: -EBADMSG malformed (message names the field and blob offset),
  * -ENOENT entry missing, -ENOTSUP unsupported entry compression, -ENOMEM.

@@ -27,7 +27,7 @@ static void test_raw_mapping(void)
     CHECK_EQ_INT(v.descs[0].size, 536);
     CHECK_EQ_INT(v.descs[1].chunk_index, 1);
     CHECK_EQ_INT(v.descs[1].size, 60000 - 536);
-    CHECK_EQ_INT(blob_iovec_build(&v, b, 3 * 65536, 101), -ERANGE);
+    CHECK_EQ_INT(blob_iovec_build(&v, b, 3 * 65536, 4097), -ERANGE);   /* past the 4 KiB-rounded end */
     CHECK_EQ_INT(blob_iovec_build(&v, b, UINT64_MAX, 2), -ERANGE);
     blob_iovec_clear(&v);
 
@@ -40,6 +40,31 @@ static void test_raw_mapping(void)
     CHECK(strstr(why, "aligned") != NULL);
     blob_info_free(b);
     CHECK_EQ_INT(blob_info_new_raw(&b, "raw", 100, 1000), -EINVAL);
+}
+
+/* Like the nydus fixture: chunks of 16931 and 13400 bytes at 0 and 0x5000. */
+static void test_padding_between_chunks(void)
+{
+    BlobInfo *b;
+    CHECK_EQ_INT(blob_info_new(&b, "fx", 2), 0);
+    b->uncompressed_size = 0x5000 + 13400;
+    b->chunk_size = 1 << 20;
+    b->chunks[0] = (BlobChunkInfo){ .uncompressed_offset = 0, .uncompressed_size = 16931 };
+    b->chunks[1] = (BlobChunkInfo){ .uncompressed_offset = 0x5000, .uncompressed_size = 13400 };
+    BlobIoVec v = { 0 };
+    CHECK_EQ_INT(blob_iovec_build(&v, b, 0x4000, 0x1000), 0);     /* last page of chunk 0 */
+    CHECK_EQ_INT(v.count, 1);
+    CHECK_EQ_INT(v.descs[0].offset, 0x4000);
+    CHECK_EQ_INT(v.descs[0].size, 16931 - 0x4000);
+    CHECK_EQ_INT(blob_iovec_build(&v, b, 0, 0x9000), 0);          /* everything, padding included */
+    CHECK_EQ_INT(v.count, 2);
+    CHECK_EQ_INT(v.descs[1].chunk_index, 1);
+    CHECK_EQ_INT(v.descs[1].size, 13400);
+    CHECK_EQ_INT(blob_iovec_build(&v, b, 0x9000, 0x1000), -ERANGE);
+    b->chunks[1].uncompressed_offset = 0x6000;                     /* a real gap at 0x5000 */
+    CHECK_EQ_INT(blob_iovec_build(&v, b, 0x5000, 0x1000), -ERANGE);
+    blob_iovec_clear(&v);
+    blob_info_free(b);
 }
 
 static void test_scan_ready(void)
@@ -76,6 +101,7 @@ static void test_scan_ready(void)
 int main(void)
 {
     RUN(test_raw_mapping);
+    RUN(test_padding_between_chunks);
     RUN(test_scan_ready);
     return TEST_EXIT();
 }

@@ -247,6 +247,7 @@ static void test_blob_entry_rules(void)
         { B_FEATURES, 4, 0x70000029, -EBADMSG, "BATCH/ZRAN/ENCRYPTED without CHUNK_INFO_V2" },
         { B_FEATURES, 4, 0x70000121, -EBADMSG, "BATCH/ZRAN/ENCRYPTED without CHUNK_INFO_V2" },
         { B_FEATURES, 4, 0x70000025, -EBADMSG, "ci_uncompressed_size @4224: 32, expected 2 x 24 (V2)" },
+        { B_FEATURES, 4, 0x700000ad, -EBADMSG, "features @4180: 0x700000ad has both BATCH and ZRAN" },
         { B_CI_OFF, 8, UINT64_MAX - 8, -EBADMSG, "ci_offset @4208 + ci_compressed_size @4216 overflows" },
         { B_CI_CSIZE, 8, 33, -EBADMSG, "ci_compressed_size @4216: 33 exceeds ci_uncompressed_size 32" },
         { B_CI_USIZE, 8, 48, -EBADMSG, "ci_uncompressed_size @4224: 48, expected 2 x 16 (V1)" },
