@@ -101,6 +101,24 @@ bool config_name_is_valid(const char *s)
     return true;
 }
 
+int config_parse_frontend(const char *s, enum frontend_kind *out)
+{
+    if (strcmp(s, "auto") == 0)
+        *out = FRONTEND_AUTO;
+    else if (strcmp(s, "fscache") == 0)
+        *out = FRONTEND_FSCACHE;
+    else if (strcmp(s, "fanotify") == 0)
+        *out = FRONTEND_FANOTIFY;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+const char *config_frontend_name(enum frontend_kind k)
+{
+    return k == FRONTEND_FSCACHE ? "fscache" : k == FRONTEND_FANOTIFY ? "fanotify" : "auto";
+}
+
 /* ---- typed accessors over the libyaml document ---- */
 
 static const char *scalar(const yaml_node_t *n)
@@ -341,6 +359,23 @@ static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfi
         } else if (strcmp(key, "backend") == 0) {
             r = parse_backend(p, val, sub, &img->backend);
             have_backend = true;
+        } else if (strcmp(key, "blobs") == 0) {
+            if (val->type != YAML_SEQUENCE_NODE)
+                return fail(p, val, sub, "expected a list of blob names");
+            size_t n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+            if (n > 256)
+                return fail(p, val, sub, "more than 256 blobs");
+            img->blobs = calloc(n ? n : 1, sizeof(*img->blobs));
+            if (!img->blobs)
+                return -ENOMEM;
+            r = 0;
+            for (size_t i = 0; i < n && r == 0; i++) {
+                char item[300];
+                snprintf(item, sizeof(item), "%.200s[%zu]", sub, i);
+                img->n_blobs = i + 1;
+                r = get_name(p, yaml_document_get_node(&p->doc, val->data.sequence.items.start[i]), item,
+                             &img->blobs[i]);
+            }
         } else {
             r = fail(p, val, sub, "unknown key");
         }
@@ -403,6 +438,14 @@ static int parse_root(Parser *p, Config *cfg)
             cfg->raw_chunk_size = (uint32_t)v;
         } else if (strcmp(key, "verify") == 0) {
             r = get_bool(p, val, key, &cfg->verify);
+        } else if (strcmp(key, "fanotify_readahead") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 0, 256u << 20, &v);
+            cfg->fanotify_readahead = (uint32_t)v;
+        } else if (strcmp(key, "frontend") == 0) {
+            const char *s = scalar(val);
+            r = s ? config_parse_frontend(s, &cfg->frontend) : -EINVAL;
+            if (r < 0)
+                r = fail(p, val, key, "expected fscache, fanotify or auto");
         } else if (strcmp(key, "images") == 0) {
             if (val->type != YAML_SEQUENCE_NODE)
                 return fail(p, val, key, "expected a list of images");
@@ -458,6 +501,7 @@ static void config_defaults(Config *cfg)
     cfg->request_timeout_ms = 60000;
     cfg->raw_chunk_size = 1u << 20;
     cfg->verify = true;
+    cfg->fanotify_readahead = 4u << 20;
 }
 
 int config_parse(Config **ret, const char *name, const char *text, size_t len, char *err, size_t err_len)
@@ -551,6 +595,9 @@ Config *config_free(Config *cfg)
         free(img->backend.dir);
         free(img->backend.where);
         config_node_clear(&img->backend.fields);
+        for (size_t b = 0; b < img->n_blobs; b++)
+            free(img->blobs[b]);
+        free(img->blobs);
     }
     free(cfg->images);
     free(cfg->cache_dir);

@@ -46,7 +46,18 @@ typedef struct ImageConfig {
     char *bootstrap;                /* local file served for the fsid cookie */
     int prefill_bootstrap;          /* -1 auto (when the image has data blobs), 0 no, 1 yes */
     BackendConfig backend;
+    /* fanotify: blob names of the device-table slots, in order, for images whose
+     * tags are empty (mkfs.erofs 1.5 --blobdev); a non-empty tag wins. */
+    char **blobs;
+    size_t n_blobs;
 } ImageConfig;
+
+/* Which kernel interface serves the images. */
+enum frontend_kind {
+    FRONTEND_AUTO = 0,              /* fscache when on-demand cachefiles exists, else fanotify */
+    FRONTEND_FSCACHE,
+    FRONTEND_FANOTIFY,
+};
 
 typedef struct Config {
     char *cache_dir;                /* cachefiles "dir" */
@@ -59,6 +70,8 @@ typedef struct Config {
     uint32_t request_timeout_ms;    /* deadline for each kernel request */
     uint32_t raw_chunk_size;        /* granule of raw (uncompressed, tableless) blobs */
     bool verify;                    /* check chunk digests where the image has them */
+    enum frontend_kind frontend;    /* `frontend:` fscache | fanotify | auto */
+    uint32_t fanotify_readahead;    /* fanotify: bytes filled ahead of a reader in blob order, 0 = off */
     ImageConfig *images;
     size_t n_images;
 } Config;
@@ -77,3 +90,6 @@ int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
 /* fsid, domain_id and blob names: [A-Za-z0-9._-], 1..200 bytes (they become cache paths). */
 bool config_name_is_valid(const char *s);
+/* "fscache", "fanotify", "auto" -> kind; -EINVAL otherwise. */
+int config_parse_frontend(const char *s, enum frontend_kind *out);
+const char *config_frontend_name(enum frontend_kind k);

@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cachefiles_device.h"
+#include "frontend_fanotify.h"
 #include "storage/util/log.h"
 
 int daemon_new(Daemon **ret, const Config *cfg, char *err, size_t err_len)
@@ -73,6 +75,73 @@ int daemon_start_cachefiles(Daemon *d, CachefilesDevice *dev)
     if (r < 0)
         return r;
     return d->frontend->ops->start(d->frontend);
+}
+
+int daemon_start_fanotify(Daemon *d, int group_fd)
+{
+    int r = frontend_fanotify_new(&d->frontend, d, group_fd);
+    if (r < 0) {
+        if (group_fd >= 0)
+            close(group_fd);
+        return r;
+    }
+    return d->frontend->ops->start(d->frontend);
+}
+
+/*
+ * On-demand cachefiles: the device exists and the kernel has the on-demand
+ * code. kallsyms names the functions of built-in and loaded code; if it
+ * cannot be read, trust the device and let "bind ondemand" say the rest.
+ */
+static bool ondemand_available(const char *device, char *why, size_t why_len)
+{
+    struct stat st;
+    if (stat(device, &st) < 0) {
+        int r = errno;
+        snprintf(why, why_len, "%s: %s", device, strerror(r));
+        return false;
+    }
+    FILE *f = fopen("/proc/kallsyms", "re");
+    if (!f)
+        return true;
+    char line[512];
+    bool any = false, ondemand = false;
+    while (!ondemand && fgets(line, sizeof(line), f)) {
+        if (strstr(line, " cachefiles_ondemand_"))
+            ondemand = true;
+        else if (strstr(line, " cachefiles_"))
+            any = true;
+    }
+    fclose(f);
+    if (!ondemand && any) {
+        snprintf(why, why_len, "%s exists, but the kernel lacks CONFIG_CACHEFILES_ONDEMAND", device);
+        return false;
+    }
+    return true;
+}
+
+int daemon_select_frontend(enum frontend_kind requested, const Config *cfg, const char *device,
+                           enum frontend_kind *out, char *why, size_t why_len)
+{
+    char fs_why[256] = "", fan_why[256] = "";
+    if (requested != FRONTEND_FANOTIFY && ondemand_available(device, fs_why, sizeof(fs_why))) {
+        *out = FRONTEND_FSCACHE;
+        return 0;
+    }
+    if (requested == FRONTEND_FSCACHE) {
+        snprintf(why, why_len, "frontend fscache: %s", fs_why);
+        return -EOPNOTSUPP;
+    }
+    int r = fanotify_probe(cfg->cache_dir, fan_why, sizeof(fan_why));
+    if (r == 0) {
+        *out = FRONTEND_FANOTIFY;
+        return 0;
+    }
+    if (requested == FRONTEND_FANOTIFY)
+        snprintf(why, why_len, "frontend fanotify: %s", fan_why);
+    else
+        snprintf(why, why_len, "no usable front-end: fscache: %s; fanotify: %s", fs_why, fan_why);
+    return r;
 }
 
 void daemon_stop(Daemon *d)

@@ -45,6 +45,19 @@ Daemon *daemon_free(Daemon *d);
 /* Serve fscache mounts through `dev` (ownership taken). */
 int daemon_start_cachefiles(Daemon *d, CachefilesDevice *dev);
 
+/* Serve erofs file-backed mounts through fanotify pre-content events;
+ * group_fd < 0 creates the group, >= 0 adopts an inherited one (ownership taken). */
+int daemon_start_fanotify(Daemon *d, int group_fd);
+
+/*
+ * Resolve the configured front-end: auto picks fscache when `device` exists
+ * with on-demand support, else fanotify when the kernel raises pre-content
+ * events for files in the cache dir, else fails with both reasons in why.
+ * An explicit choice is checked the same way, so its error is clear too.
+ */
+int daemon_select_frontend(enum frontend_kind requested, const Config *cfg, const char *device,
+                           enum frontend_kind *out, char *why, size_t why_len);
+
 /* Handle SIGTERM/SIGINT through the loop and run until stopped. */
 int daemon_run(Daemon *d);
 void daemon_stop(Daemon *d);

@@ -360,7 +360,7 @@ int toc_load_digests(CodecCtx *codec, const Toc *toc, const void *buf, size_t le
 {
     const TocEntry *e = toc_find(toc, RAFS_TOC_NAME_BLOB_DIGEST);
     uint64_t want = (uint64_t)blob->chunk_count * BLOB_DIGEST_SIZE;
-    uint8_t *p;
+    uint8_t *p = NULL;
     int r;
 
     if (e && e->uncompressed_size != want)

@@ -10,6 +10,8 @@
 #include "log.h"
 #include "macros.h"
 
+#define LOOP_ASYNC_READ_MIN (64u * 1024)
+
 struct Loop {
     struct io_uring ring;
     bool ring_ok;
@@ -65,6 +67,10 @@ int loop_read(Loop *loop, LoopOp *op, int fd, void *buf, unsigned len, uint64_t 
     if (!sqe)
         return -EBUSY;
     io_uring_prep_read(sqe, fd, buf, len, off);
+    /* A read served from the page cache completes inside io_uring_enter(), so
+     * the loop thread itself would copy it; large ones go to io-wq instead. */
+    if (len >= LOOP_ASYNC_READ_MIN)
+        sqe->flags |= IOSQE_ASYNC;
     io_uring_sqe_set_data(sqe, op);
     return 0;
 }
@@ -204,7 +210,7 @@ static void post_ready(LoopOp *op, int res)
 
 static void post_arm(Loop *loop)
 {
-    if (loop->post_armed || loop->quit)
+    if (loop->post_armed)
         return;
     if (loop_read(loop, &loop->post_op, loop->post_efd, &loop->post_efd_buf,
                   sizeof(loop->post_efd_buf), 0) == 0)
@@ -266,9 +272,8 @@ void loop_quit(Loop *loop) { loop->quit = true; }
 
 int loop_run_once(Loop *loop, int timeout_ms)
 {
+    /* No check of `quit` here: shutdown drains in-flight work through this call. */
     loop_fire_timers(loop);
-    if (loop->quit)
-        return 0;
 
     uint64_t wait_ns = timeout_ms < 0 ? UINT64_MAX : (uint64_t)timeout_ms * 1000000ull;
     if (loop->heap_len) {

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The control socket: how `cachefilesd-nydus mount|umount|status` reach the
+ * running daemon, which owns the fanotify group and so must do the marking
+ * and the mount(2) itself.
+ *
+ * A unix SOCK_SEQPACKET socket (mode 0600) in the work dir: one request
+ * message (arguments separated by NUL bytes, at most CONTROL_MAX_MSG bytes
+ * and CONTROL_MAX_ARGS arguments), one reply message ("<status>\n<text>",
+ * status 0 or -errno), then the server closes the connection. Only root or
+ * the daemon's own user may talk to it. One request is served at a time,
+ * the rest wait in the listen backlog, so a client can never make the
+ * daemon hold more than one request's state; a client that connects and
+ * sends nothing is dropped after CONTROL_RECV_TIMEOUT_MS.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "storage/util/loop.h"
+
+#define CONTROL_MAX_MSG 4096
+#define CONTROL_MAX_ARGS 8
+#define CONTROL_RECV_TIMEOUT_MS 5000
+
+typedef struct ControlServer ControlServer;
+typedef struct ControlRequest ControlRequest;
+
+struct ControlRequest {
+    int argc;
+    char *argv[CONTROL_MAX_ARGS + 1];
+    uid_t uid;
+    pid_t pid;
+};
+
+/* Runs on the loop; must lead to exactly one control_reply(), now or later. */
+typedef void (*ControlHandler)(void *ctx, ControlRequest *req);
+
+/* Bind `path` (a stale socket file is replaced; a live one is -EADDRINUSE). */
+int control_server_new(ControlServer **ret, Loop *loop, const char *path, ControlHandler fn, void *ctx,
+                       char *err, size_t err_len);
+/* Answer the request (its memory is freed); status 0 or -errno. */
+void control_reply(ControlRequest *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Closes the socket and unlinks it; a request still being handled must have been answered. */
+ControlServer *control_server_free(ControlServer *srv);
+
+/*
+ * Client side (blocking, for the CLI): send argv, wait at most timeout_ms
+ * for the reply. Returns 0 with the daemon's status in *status and its text
+ * in out, or -errno when the daemon could not be reached.
+ */
+int control_call(const char *path, int argc, char **argv, int timeout_ms, int *status, char *out,
+                 size_t out_len);

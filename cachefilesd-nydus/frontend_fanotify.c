@@ -1,0 +1,1580 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The fanotify pre-content front-end: erofs file-backed mounts whose data
+ * blobs are sparse cache files marked for FAN_PRE_ACCESS. A reader that
+ * touches a missing range blocks in the kernel until we fill the range and
+ * answer FAN_ALLOW (or FAN_DENY with EIO: erofs then fails the read).
+ *
+ * Process model (why a control socket): the daemon owns the group, and a
+ * mark only takes effect for files opened after it (pre-content mode is
+ * fixed at open), so the daemon must create, mark and only then mount(2)
+ * each image. `cachefilesd-nydus mount <fsid> <dir>` asks it to over the
+ * control socket; the daemon records its mounts in <work_dir>/fanotify-mounts
+ * so that a restarted daemon re-marks the blobs of mounts that still exist
+ * (the mount itself outlives the daemon) before it says "ready".
+ *
+ * Layout per image (fanotify-precontent.md, sect. 4):
+ *  - bootstrap + blobs: the bootstrap is the complete local file from the
+ *    config, mounted as the source (erofs reads metadata without events);
+ *    each device-table slot is a sparse cache file passed with device=.
+ *  - plain image: the image itself is the one blob. Its metadata blocks are
+ *    copied into the cache file before mount; file data stays sparse.
+ *
+ * No self-deadlock: every cache file is opened read-write by the daemon
+ * *before* it is marked, and storage writes only through that fd, which
+ * never raises events (the event fds, opened O_RDWR by the kernel with
+ * FMODE_NONOTIFY, are only answered and closed). Events raised by our own
+ * pid anyway (an inherited group whose marks already existed) are allowed
+ * at once, so the loop never waits on a worker that waits on the loop.
+ *
+ * Latency: every read of a marked file raises an event, present or not.
+ * A per-blob chunk bitmap answers present ranges at once, and a blob whose
+ * chunks are all present loses its mark, so it raises no more events.
+ *
+ * Fail-open: if the group is closed (daemon gone), the kernel allows pending
+ * and future reads, which then see holes as zeros. See README.
+ */
+#include "frontend_fanotify.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "erofs_datamap.h"
+#include "storage/cache/cache_file.h"
+#include "storage/util/log.h"
+#include "uapi/erofs.h"
+#include "uapi/fanotify.h"
+
+#define BLOB_BUCKETS 64
+#define EVENT_BUF_SIZE (64 * 1024)
+#define READS_PER_WAKEUP 16
+#define STATE_FILE "fanotify-mounts"
+#define MAX_MOUNT_OPTIONS 4095          /* erofs takes its options in one page */
+
+typedef struct FanFrontend FanFrontend;
+
+/* One sparse cache file, shared by every mount that uses the blob. */
+typedef struct FanBlob {
+    FanFrontend *fe;
+    char path[PATH_MAX];
+    char name[BLOB_ID_MAX + 1];
+    int fd;                         /* O_RDWR, opened before the mark: our writes raise no events */
+    dev_t dev;
+    ino_t ino;
+    BlobCache *cache;
+    const BlobInfo *info;
+    uint8_t *ready;                 /* per chunk: known to be in the file */
+    uint32_t ready_chunks;
+    bool marked;
+    unsigned refs;
+    uint64_t events, fills;
+    uint64_t prefetch_end;          /* readahead issued up to here */
+    unsigned prefetching;
+    struct FanBlob *next;
+} FanBlob;
+
+/* A fill ahead of the reader: nobody waits for it. */
+typedef struct FanPrefetch {
+    FanBlob *blob;
+    FillRequest fill;
+} FanPrefetch;
+
+/* A permission event waiting for its fill. */
+typedef struct FanEvent {
+    FanFrontend *fe;
+    FanBlob *blob;
+    int fd;
+    uint64_t started_ns;
+    bool answered;
+    FillRequest fill;
+    LoopTimer deadline;
+    struct FanEvent *prev, *next;   /* FanFrontend.live */
+} FanEvent;
+
+typedef struct FanMount {
+    char mountpoint[PATH_MAX];
+    const ImageConfig *image;
+    FanBlob **blobs;
+    size_t n_blobs;
+    struct FanMount *next;
+} FanMount;
+
+enum job_kind { JOB_MOUNT, JOB_ATTACH, JOB_UMOUNT };
+
+typedef struct JobBlob {
+    struct FanJob *job;
+    char name[BLOB_ID_MAX + 1];     /* the registry's cookie key and the cache file name */
+    char path[PATH_MAX];
+    BlobOpenRequest open;
+    BlobInfo *info;                 /* owned until a BlobCache takes it */
+    FanBlob *blob;                  /* shared one, or the new one once created */
+    int fd;
+    uint8_t *ready;
+    int ready_count;
+    dev_t dev;
+    ino_t ino;
+} JobBlob;
+
+/* mount / attach / umount: one at a time, steps alternate between loop and workers. */
+typedef struct FanJob {
+    FanFrontend *fe;
+    enum job_kind kind;
+    ControlRequest *req;            /* NULL for attach at start-up */
+    const ImageConfig *image;
+    char volume[256];
+    char mountpoint[PATH_MAX];
+    bool plain;                     /* single-file image: the image is the one blob */
+    JobBlob *blobs;
+    size_t n_blobs;
+    size_t opens_pending;
+    char *state_text;               /* the state file to write once the mount changed */
+    WorkItem work;
+    int result;
+    char why[512];
+    struct FanJob *next;
+} FanJob;
+
+typedef struct FanStats {
+    uint64_t events, fast_allows, self_allows, fills, allows, denies, timeouts;
+    uint64_t bad_events, overflows, unknown_blobs, marks_removed, prefetches;
+    uint64_t latency_ns_sum, latency_ns_max, latency_count;
+} FanStats;
+
+struct FanFrontend {
+    Frontend base;
+    int group;
+    bool adopted;
+    pid_t self;
+    LoopOp poll_op;
+    LoopTimer backoff;
+    bool polling, stopping, ready_logged;
+    ControlServer *control;
+    char state_path[PATH_MAX];
+    char cache_root[PATH_MAX];
+    FanBlob *blobs[BLOB_BUCKETS];
+    FanMount *mounts;
+    FanJob *job_head, *job_tail;    /* job_head is running */
+    FanStats stats;
+    unsigned live_events;
+    FanEvent *live;
+    uint8_t buf[EVENT_BUF_SIZE] __attribute__((aligned(8)));
+};
+
+static Daemon *fe_daemon(FanFrontend *fe) { return fe->base.daemon; }
+
+static void job_next(FanFrontend *fe);
+static void group_arm(FanFrontend *fe);
+
+/* ---- answering ---- */
+
+static void respond(FanFrontend *fe, int fd, uint32_t response, uint64_t started_ns)
+{
+    struct fanotify_response resp = { .fd = fd, .response = response };
+    if (write(fe->group, &resp, sizeof(resp)) != (ssize_t)sizeof(resp)) {
+        int r = -errno;
+        if (r == -EINVAL && (response & ~(uint32_t)FAN_DENY) && (response & FAN_DENY)) {
+            /* A kernel without FAN_DENY_ERRNO: a plain deny still gives erofs readers EIO. */
+            resp.response = FAN_DENY;
+            r = write(fe->group, &resp, sizeof(resp)) == (ssize_t)sizeof(resp) ? 0 : -errno;
+        }
+        if (r < 0)
+            log_error("fanotify: answering event fd %d failed: %s", fd, strerror(-r));
+    }
+    close(fd);
+    if (started_ns) {
+        uint64_t ns = loop_now_ns() - started_ns;
+        fe->stats.latency_ns_sum += ns;
+        fe_daemon(fe)->stats.read_latency_ns += ns;
+        fe->stats.latency_count++;
+        if (ns > fe->stats.latency_ns_max)
+            fe->stats.latency_ns_max = ns;
+    }
+    if (response == FAN_ALLOW)
+        fe->stats.allows++;
+    else
+        fe->stats.denies++;
+}
+
+static void deny(FanFrontend *fe, int fd, uint64_t started_ns)
+{
+    respond(fe, fd, FAN_DENY_ERRNO(EIO), started_ns);
+}
+
+/* ---- blobs ---- */
+
+static FanBlob **blob_bucket(FanFrontend *fe, dev_t dev, ino_t ino)
+{
+    return &fe->blobs[((uint64_t)dev * 31 + (uint64_t)ino) % BLOB_BUCKETS];
+}
+
+static FanBlob *blob_find_inode(FanFrontend *fe, dev_t dev, ino_t ino)
+{
+    for (FanBlob *b = *blob_bucket(fe, dev, ino); b; b = b->next)
+        if (b->dev == dev && b->ino == ino)
+            return b;
+    return NULL;
+}
+
+static FanBlob *blob_find_path(FanFrontend *fe, const char *path)
+{
+    for (size_t i = 0; i < BLOB_BUCKETS; i++)
+        for (FanBlob *b = fe->blobs[i]; b; b = b->next)
+            if (strcmp(b->path, path) == 0)
+                return b;
+    return NULL;
+}
+
+static void blob_unmark(FanBlob *b)
+{
+    if (!b->marked)
+        return;
+    if (fanotify_mark(b->fe->group, FAN_MARK_REMOVE, FAN_PRE_ACCESS, b->fd, NULL) < 0) {
+        int r = errno;
+        if (r != ENOENT)
+            log_warn("fanotify: removing the mark of %s: %s", b->path, strerror(r));
+    }
+    b->marked = false;
+}
+
+static void blob_released(void *arg)
+{
+    FanBlob *b = arg;
+    close(b->fd);
+    free(b->ready);
+    free(b);
+}
+
+static void blob_unref(FanBlob *b)
+{
+    if (--b->refs)
+        return;
+    FanBlob **p = blob_bucket(b->fe, b->dev, b->ino);
+    while (*p && *p != b)
+        p = &(*p)->next;
+    if (*p)
+        *p = b->next;
+    blob_unmark(b);
+    log_info("fanotify: released blob %s (%" PRIu32 "/%" PRIu32 " chunks present)", b->name, b->ready_chunks,
+             b->info->chunk_count);
+    /* Storage may still be writing through b->fd: close it once storage lets go. */
+    blob_cache_close(b->cache, blob_released, b);
+}
+
+static uint32_t chunk_lower_bound(const BlobInfo *blob, uint64_t off)
+{
+    uint32_t lo = 0, hi = blob->chunk_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const BlobChunkInfo *c = &blob->chunks[mid];
+        if (c->uncompressed_offset + c->uncompressed_size <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool blob_range_ready(const FanBlob *b, uint64_t off, uint64_t end)
+{
+    const BlobInfo *info = b->info;
+    if (b->ready_chunks == info->chunk_count)
+        return true;
+    for (uint32_t i = chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
+        if (!b->ready[i])
+            return false;
+    return true;
+}
+
+static void blob_check_complete(FanBlob *b)
+{
+    if (b->marked && (b->ready_chunks == b->info->chunk_count ||
+                      blob_cache_ready_chunks(b->cache) >= b->info->chunk_count)) {
+        /* Nothing left to fill: stop paying an event round trip per read. */
+        b->ready_chunks = b->info->chunk_count;
+        memset(b->ready, 1, b->info->chunk_count);
+        blob_unmark(b);
+        b->fe->stats.marks_removed++;
+        log_info("fanotify: blob %s is complete; mark removed", b->name);
+    }
+}
+
+static void blob_set_ready(FanBlob *b, uint64_t off, uint64_t end)
+{
+    const BlobInfo *info = b->info;
+    for (uint32_t i = chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
+        if (!b->ready[i]) {
+            b->ready[i] = 1;
+            b->ready_chunks++;
+        }
+    blob_check_complete(b);
+}
+
+/* ---- events ---- */
+
+static void event_answer(FanEvent *ev, int res, const char *why)
+{
+    FanFrontend *fe = ev->fe;
+    Daemon *d = fe_daemon(fe);
+    if (ev->answered)
+        return;
+    ev->answered = true;
+    loop_timer_cancel(d->loop, &ev->deadline);
+    if (res < 0) {
+        d->stats.read_failures++;
+        log_error("fanotify: blob %s [%" PRIu64 ", +%" PRIu64 ") cannot be served, reader gets EIO: %s%s%s",
+                  ev->blob->name, ev->fill.off, ev->fill.len, strerror(-res), why && why[0] ? ": " : "",
+                  why ? why : "");
+        deny(fe, ev->fd, ev->started_ns);
+    } else {
+        respond(fe, ev->fd, FAN_ALLOW, ev->started_ns);
+    }
+    ev->fd = -1;
+}
+
+static void event_unlink(FanEvent *ev)
+{
+    FanFrontend *fe = ev->fe;
+    if (ev->prev)
+        ev->prev->next = ev->next;
+    else
+        fe->live = ev->next;
+    if (ev->next)
+        ev->next->prev = ev->prev;
+    fe->live_events--;
+}
+
+static void event_fill_done(FillRequest *fill, int res)
+{
+    FanEvent *ev = cfn_container_of(fill, FanEvent, fill);
+    if (res == 0)
+        blob_set_ready(ev->blob, fill->off, fill->off + fill->len);
+    event_answer(ev, res, fill->why);
+    event_unlink(ev);
+    blob_unref(ev->blob);
+    free(ev);
+}
+
+static void prefetch_done(FillRequest *fill, int res)
+{
+    FanPrefetch *p = cfn_container_of(fill, FanPrefetch, fill);
+    FanBlob *b = p->blob;
+    b->prefetching--;
+    if (res == 0)
+        blob_set_ready(b, fill->off, fill->off + fill->len);
+    else
+        log_debug("fanotify: readahead of %s [%" PRIu64 ", +%" PRIu64 ") failed: %s", b->name, fill->off,
+                  fill->len, fill->why);
+    blob_unref(b);
+    free(p);
+}
+
+/*
+ * Keep fills ahead of a reader that moves forward through the blob, so its
+ * next events find the data present instead of waiting for a fetch each
+ * (the local-disk equivalent is the kernel's readahead, which a pre-content
+ * event cannot see past). Bounded: `fanotify_readahead` bytes ahead, issued
+ * in steps of at least half of it, at most max(2, readahead / 4 MiB) steps
+ * per blob in flight; storage never fetches a chunk twice.
+ */
+static void blob_readahead(FanBlob *b, uint64_t end)
+{
+    FanFrontend *fe = b->fe;
+    const Config *cfg = fe_daemon(fe)->cfg;
+    uint64_t ra = cfg->fanotify_readahead, size = b->info->uncompressed_size;
+    if (!ra || fe->stopping || !b->marked || b->prefetching >= CFN_MAX(2u, ra / (4u << 20)) || end >= size)
+        return;
+    uint64_t want = CFN_MIN(end + ra, size);
+    /* A jump back or far ahead starts a new stream at the reader. */
+    uint64_t from = b->prefetch_end >= end && b->prefetch_end <= end + 2 * ra ? b->prefetch_end : end;
+    if (cfg->read_window)
+        from = cfn_align_down(from, cfg->read_window);
+    if (from >= want || want - from < CFN_MIN(ra / 2, size - from))
+        return;     /* far enough ahead already; issue in large steps */
+    if (blob_range_ready(b, from, want)) {
+        b->prefetch_end = want;
+        return;
+    }
+    FanPrefetch *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    p->blob = b;
+    b->refs++;
+    b->prefetching++;
+    b->prefetch_end = want;
+    fe->stats.prefetches++;
+    p->fill.off = from;
+    p->fill.len = want - from;
+    p->fill.done = prefetch_done;
+    blob_cache_fill(b->cache, &p->fill);
+}
+
+static void event_deadline(LoopTimer *t)
+{
+    FanEvent *ev = cfn_container_of(t, FanEvent, deadline);
+    /* Answer now (EIO, never zeros); the fill goes on and frees the event when it ends. */
+    ev->fe->stats.timeouts++;
+    fe_daemon(ev->fe)->stats.read_timeouts++;
+    event_answer(ev, -ETIMEDOUT, "deadline passed before the data arrived");
+}
+
+static void handle_event(FanFrontend *fe, const FanotifyEvent *ev)
+{
+    Daemon *d = fe_daemon(fe);
+    uint64_t t0 = loop_now_ns();
+
+    if (ev->mask & FAN_Q_OVERFLOW) {
+        /* With FAN_UNLIMITED_QUEUE this cannot happen; if it does, events were lost and allowed. */
+        fe->stats.overflows++;
+        log_error("fanotify: event queue overflow: some reads were allowed without their data");
+        if (ev->fd >= 0)
+            close(ev->fd);
+        return;
+    }
+    if (ev->fd < 0) {
+        fe->stats.bad_events++;
+        log_error("fanotify: event mask 0x%" PRIx64 " without a file descriptor (%d)", ev->mask, ev->fd);
+        return;
+    }
+    if (!(ev->mask & CFN_FAN_PERM_EVENTS)) {
+        close(ev->fd);      /* a notification: nothing to answer */
+        return;
+    }
+    fe->stats.events++;
+    d->stats.reads++;
+    if (!(ev->mask & FAN_PRE_ACCESS) || ev->pid == fe->self) {
+        /* Not an event we gate, or our own access: never make ourselves wait. */
+        fe->stats.self_allows++;
+        respond(fe, ev->fd, FAN_ALLOW, t0);
+        return;
+    }
+    struct stat st;
+    if (fstat(ev->fd, &st) < 0) {
+        int r = errno;
+        log_error("fanotify: fstat of an event fd: %s", strerror(r));
+        deny(fe, ev->fd, t0);
+        return;
+    }
+    FanBlob *b = blob_find_inode(fe, st.st_dev, st.st_ino);
+    if (!b) {
+        /* Marked by us, but no longer known: never let it read holes. */
+        fe->stats.unknown_blobs++;
+        log_error("fanotify: event for an unknown file (dev %lu ino %lu, pid %d): denied",
+                  (unsigned long)st.st_dev, (unsigned long)st.st_ino, (int)ev->pid);
+        deny(fe, ev->fd, t0);
+        return;
+    }
+    b->events++;
+    uint64_t size = b->info->uncompressed_size;
+    if (!ev->has_range) {
+        if (b->ready_chunks == b->info->chunk_count) {
+            respond(fe, ev->fd, FAN_ALLOW, t0);
+        } else {
+            log_error("fanotify: event on %s without a range record: denied", b->name);
+            deny(fe, ev->fd, t0);
+        }
+        return;
+    }
+    /* count 0 is a truncate; a range past EOF has nothing to fill (the kernel does not clamp). */
+    uint64_t off = ev->offset, end = CFN_MIN(ev->offset + ev->count, size);
+    log_debug("fanotify: event blob=%s off=%" PRIu64 " count=%" PRIu64 " pid=%d", b->name, ev->offset, ev->count,
+              (int)ev->pid);
+    if (ev->count == 0 || off >= end || blob_range_ready(b, off, end)) {
+        fe->stats.fast_allows++;
+        respond(fe, ev->fd, FAN_ALLOW, t0);
+        if (off < end)
+            blob_readahead(b, end);
+        return;
+    }
+    FanEvent *fev = calloc(1, sizeof(*fev));
+    if (!fev) {
+        log_error("fanotify: out of memory for an event on %s", b->name);
+        deny(fe, ev->fd, t0);
+        return;
+    }
+    fev->fe = fe;
+    fev->blob = b;
+    b->refs++;
+    fev->fd = ev->fd;
+    fev->started_ns = t0;
+    fev->fill.off = off;
+    fev->fill.len = end - off;
+    fev->fill.done = event_fill_done;
+    fe->live_events++;
+    fev->next = fe->live;
+    if (fe->live)
+        fe->live->prev = fev;
+    fe->live = fev;
+    fe->stats.fills++;
+    b->fills++;
+    loop_timer_init(&fev->deadline, event_deadline);
+    loop_timer_arm(d->loop, &fev->deadline, d->cfg->request_timeout_ms);
+    blob_cache_fill(b->cache, &fev->fill);
+    blob_readahead(b, end);
+}
+
+static void handle_buffer(FanFrontend *fe, size_t n)
+{
+    size_t pos = 0;
+    while (pos < n) {
+        FanotifyEvent ev;
+        size_t skip;
+        char why[160];
+        int r = fanotify_event_parse(fe->buf + pos, n - pos, &ev, &skip, why, sizeof(why));
+        if (r < 0) {
+            fe->stats.bad_events++;
+            log_error("fanotify: malformed event record at byte %zu of %zu: %s", pos, n, why);
+            /* Still answer it: a permission event left unanswered blocks its reader forever. */
+            if (ev.fd >= 0) {
+                if (ev.mask & CFN_FAN_PERM_EVENTS)
+                    deny(fe, ev.fd, 0);
+                else
+                    close(ev.fd);
+            }
+            if (!skip) {
+                log_error("fanotify: dropping the %zu bytes after it (cannot find the next record)", n - pos);
+                return;
+            }
+            pos += skip;
+            continue;
+        }
+        handle_event(fe, &ev);
+        pos += (size_t)r;
+    }
+}
+
+static void group_backoff(LoopTimer *t) { group_arm(cfn_container_of(t, FanFrontend, backoff)); }
+
+static void group_ready(LoopOp *op, int res)
+{
+    FanFrontend *fe = cfn_container_of(op, FanFrontend, poll_op);
+    fe->polling = false;
+    if (res < 0) {
+        log_error("fanotify: poll on the group failed: %s", strerror(-res));
+        daemon_stop(fe_daemon(fe));
+        return;
+    }
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        ssize_t n = read(fe->group, fe->buf, sizeof(fe->buf));
+        if (n < 0) {
+            int r = errno;
+            if (r == EINTR)
+                continue;
+            if (r == EAGAIN)
+                break;
+            /* e.g. EMFILE: the event stays queued; retry shortly rather than spin. */
+            log_error("fanotify: reading events: %s", strerror(r));
+            loop_timer_arm(fe_daemon(fe)->loop, &fe->backoff, 10);
+            return;
+        }
+        if (n == 0)
+            break;
+        handle_buffer(fe, (size_t)n);
+    }
+    group_arm(fe);
+}
+
+static void group_arm(FanFrontend *fe)
+{
+    if (fe->polling)
+        return;
+    fe->poll_op.fn = group_ready;
+    if (loop_poll(fe_daemon(fe)->loop, &fe->poll_op, fe->group, POLLIN) < 0) {
+        loop_timer_arm(fe_daemon(fe)->loop, &fe->backoff, 1);
+        return;
+    }
+    fe->polling = true;
+}
+
+/* ---- jobs: mount, attach (after a restart), umount ---- */
+
+static FanMount *mount_find(FanFrontend *fe, const char *mountpoint)
+{
+    for (FanMount *m = fe->mounts; m; m = m->next)
+        if (strcmp(m->mountpoint, mountpoint) == 0)
+            return m;
+    return NULL;
+}
+
+static const ImageConfig *image_find(FanFrontend *fe, const char *fsid)
+{
+    const Config *cfg = fe_daemon(fe)->cfg;
+    for (size_t i = 0; i < cfg->n_images; i++)
+        if (strcmp(cfg->images[i].fsid, fsid) == 0)
+            return &cfg->images[i];
+    return NULL;
+}
+
+/* The state file as it must read after this job: one "fsid<TAB>mountpoint" line per mount. */
+static char *state_render(FanFrontend *fe, const FanJob *job)
+{
+    size_t cap = 1, len = 0;
+    for (FanMount *m = fe->mounts; m; m = m->next)
+        cap += strlen(m->image->fsid) + strlen(m->mountpoint) + 2;
+    cap += strlen(job->image ? job->image->fsid : "") + strlen(job->mountpoint) + 2;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    s[0] = '\0';
+    for (FanMount *m = fe->mounts; m; m = m->next)
+        if (job->kind != JOB_UMOUNT || strcmp(m->mountpoint, job->mountpoint) != 0)
+            len += (size_t)snprintf(s + len, cap - len, "%s\t%s\n", m->image->fsid, m->mountpoint);
+    if (job->kind == JOB_MOUNT)
+        snprintf(s + len, cap - len, "%s\t%s\n", job->image->fsid, job->mountpoint);
+    return s;
+}
+
+/* Worker: replace the state file atomically. */
+static int state_write(const char *path, const char *text)
+{
+    char tmp[PATH_MAX + 8];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(text);
+    int r = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    return r;
+}
+
+static void job_fail(FanJob *job, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void job_fail(FanJob *job, int r, const char *fmt, ...)
+{
+    if (job->result == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(job->why, sizeof(job->why), fmt, ap);
+        va_end(ap);
+        job->result = r;
+    }
+}
+
+static void job_finish(FanJob *job)
+{
+    FanFrontend *fe = job->fe;
+    const char *what = job->kind == JOB_MOUNT ? "mount" : job->kind == JOB_ATTACH ? "attach" : "umount";
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        JobBlob *jb = &job->blobs[i];
+        if (jb->blob)
+            blob_unref(jb->blob);           /* the job's reference; mounts hold their own */
+        if (jb->fd >= 0)
+            close(jb->fd);                  /* opened, but the blob turned out to be served already */
+        blob_info_free(jb->info);
+        free(jb->ready);
+    }
+    if (job->result < 0)
+        log_error("fanotify: %s %s on %s failed: %s", what, job->image ? job->image->fsid : "?", job->mountpoint,
+                  job->why);
+    else
+        log_info("fanotify: %s %s on %s: done", what, job->image ? job->image->fsid : "-", job->mountpoint);
+    if (job->kind == JOB_ATTACH && job->result < 0)
+        log_error("fanotify: %s stays mounted but NOT served: reads of data not yet fetched return zeros; "
+                  "unmount it (umount %s) and mount it again", job->mountpoint, job->mountpoint);
+    if (job->req)
+        control_reply(job->req, job->result, "%s", job->result < 0 ? job->why : "ok");
+    fe->job_head = job->next;
+    if (!fe->job_head)
+        fe->job_tail = NULL;
+    free(job->blobs);
+    free(job->state_text);
+    free(job);
+    job_next(fe);
+}
+
+static void job_mounted(WorkItem *item)
+{
+    FanJob *job = cfn_container_of(item, FanJob, work);
+    FanFrontend *fe = job->fe;
+    if (job->result == 0 && job->kind != JOB_UMOUNT) {
+        FanMount *m = calloc(1, sizeof(*m));
+        FanBlob **blobs = calloc(job->n_blobs, sizeof(*blobs));
+        if (!m || !blobs) {
+            free(m);
+            free(blobs);
+            /* Mounted but not tracked: it is still served while the blobs live; say so. */
+            job_fail(job, -ENOMEM, "mounted, but out of memory tracking the mount");
+        } else {
+            snprintf(m->mountpoint, sizeof(m->mountpoint), "%s", job->mountpoint);
+            m->image = job->image;
+            m->blobs = blobs;
+            m->n_blobs = job->n_blobs;
+            for (size_t i = 0; i < job->n_blobs; i++) {
+                m->blobs[i] = job->blobs[i].blob;
+                m->blobs[i]->refs++;
+            }
+            m->next = fe->mounts;
+            fe->mounts = m;
+        }
+    } else if (job->result == 0) {
+        FanMount **p = &fe->mounts;
+        while (*p && strcmp((*p)->mountpoint, job->mountpoint) != 0)
+            p = &(*p)->next;
+        FanMount *m = *p;
+        if (m) {
+            *p = m->next;
+            for (size_t i = 0; i < m->n_blobs; i++)
+                blob_unref(m->blobs[i]);
+            free(m->blobs);
+            free(m);
+        }
+    }
+    job_finish(job);
+}
+
+static int build_mount_options(const FanJob *job, char *opts, size_t len)
+{
+    size_t n = 0;
+    opts[0] = '\0';
+    if (job->plain)
+        return 0;
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        if (strchr(job->blobs[i].path, ','))
+            return -EINVAL;
+        int w = snprintf(opts + n, len - n, "%sdevice=%s", i ? "," : "", job->blobs[i].path);
+        if (w < 0 || (size_t)w >= len - n)
+            return -E2BIG;
+        n += (size_t)w;
+    }
+    return 0;
+}
+
+/* Worker: the mount(2) or umount2(2) itself, then the state file. */
+static void job_mount_work(WorkItem *item, void *ctx)
+{
+    FanJob *job = cfn_container_of(item, FanJob, work);
+    FanFrontend *fe = job->fe;
+    int r;
+    if (job->kind == JOB_UMOUNT) {
+        if (umount2(job->mountpoint, UMOUNT_NOFOLLOW) < 0) {
+            r = -errno;
+            if (r != -EINVAL) {     /* EINVAL: not mounted any more; just forget it */
+                job_fail(job, r, "umount %s: %s", job->mountpoint, strerror(-r));
+                return;
+            }
+        }
+    } else if (job->kind == JOB_MOUNT) {
+        char opts[MAX_MOUNT_OPTIONS + 1];
+        r = build_mount_options(job, opts, sizeof(opts));
+        if (r < 0) {
+            job_fail(job, r, "device= options %s", r == -E2BIG ? "do not fit in one page (too many or too long "
+                     "blob paths)" : "cannot contain a path with a comma");
+            return;
+        }
+        /* Never a loop device: only a direct file-backed mount goes through the pre-content hook. */
+        const char *source = job->plain ? job->blobs[0].path : job->image->bootstrap;
+        if (mount(source, job->mountpoint, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, opts[0] ? opts : NULL) < 0) {
+            r = -errno;
+            job_fail(job, r, "mount(%s, %s, erofs, \"%s\"): %s%s", source, job->mountpoint, opts, strerror(-r),
+                     r == -EINVAL ? " (see dmesg; the kernel needs CONFIG_EROFS_FS_BACKED_BY_FILE)" : "");
+            return;
+        }
+    }
+    if (job->state_text && (r = state_write(fe->state_path, job->state_text)) < 0)
+        log_warn("fanotify: cannot record mounts in %s: %s; a restarted daemon will not serve them",
+                 fe->state_path, strerror(-r));
+}
+
+static void job_run_mount(FanJob *job)
+{
+    FanFrontend *fe = job->fe;
+    if (job->kind != JOB_ATTACH) {
+        job->state_text = state_render(fe, job);
+        if (!job->state_text) {
+            job_fail(job, -ENOMEM, "out of memory");
+            job_finish(job);
+            return;
+        }
+    }
+    job->work.work = job_mount_work;
+    job->work.done = job_mounted;
+    workpool_submit(fe_daemon(fe)->pool, &job->work);
+}
+
+/* Loop: every blob's cache file exists and was scanned; create, mark, then mount. */
+static void job_files_done(WorkItem *item)
+{
+    FanJob *job = cfn_container_of(item, FanJob, work);
+    FanFrontend *fe = job->fe;
+    Daemon *d = fe_daemon(fe);
+    if (job->result < 0) {
+        job_finish(job);
+        return;
+    }
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        JobBlob *jb = &job->blobs[i];
+        if (jb->blob)
+            continue;
+        /* A blob another mount already serves (or that this job lists twice) is shared. */
+        FanBlob *b = blob_find_inode(fe, jb->dev, jb->ino);
+        if (b) {
+            b->refs++;
+            jb->blob = b;
+            continue;
+        }
+        b = calloc(1, sizeof(*b));
+        if (!b) {
+            job_fail(job, -ENOMEM, "out of memory");
+            break;
+        }
+        int r = blob_cache_new(&b->cache, d->cache, jb->info, jb->open.src.backend, jb->open.src.backend_id, jb->fd);
+        if (r < 0) {
+            free(b);
+            job_fail(job, r, "blob %s: %s", jb->name, strerror(-r));
+            break;
+        }
+        b->info = CFN_TAKE_PTR(jb->info);
+        b->fe = fe;
+        b->fd = CFN_TAKE_FD(jb->fd);
+        b->dev = jb->dev;
+        b->ino = jb->ino;
+        b->ready = CFN_TAKE_PTR(jb->ready);
+        b->ready_chunks = (uint32_t)jb->ready_count;
+        b->refs = 1;                /* the job's */
+        snprintf(b->path, sizeof(b->path), "%s", jb->path);
+        snprintf(b->name, sizeof(b->name), "%s", jb->name);
+        jb->blob = b;
+        FanBlob **bucket = blob_bucket(fe, b->dev, b->ino);
+        b->next = *bucket;
+        *bucket = b;
+        /* An inherited group may still hold an old mark: take it over, so completion removes it. */
+        if (b->ready_chunks < b->info->chunk_count || fe->adopted) {
+            /* Marked before the mount opens it: the mount's file is then in pre-content mode. */
+            if (fanotify_mark(fe->group, FAN_MARK_ADD, FAN_PRE_ACCESS, b->fd, NULL) < 0) {
+                r = -errno;
+                job_fail(job, r, "cannot mark %s for pre-content events: %s%s", b->path, strerror(-r),
+                         r == -EOPNOTSUPP ? " (the cache dir must be on ext4, xfs or btrfs, not tmpfs)" : "");
+                break;
+            }
+            b->marked = true;
+            blob_check_complete(b);
+        }
+        log_info("fanotify: blob %s: %s, %" PRIu64 " bytes, %" PRIu32 "/%" PRIu32 " chunks present%s", b->name,
+                 b->path, b->info->uncompressed_size, b->ready_chunks, b->info->chunk_count,
+                 b->marked ? ", marked" : ", complete (not marked)");
+    }
+    if (job->result < 0) {
+        job_finish(job);
+        return;
+    }
+    job_run_mount(job);
+}
+
+/* Copy every metadata block of a plain image into its cache file (worker). */
+static int prefill_metadata(FanJob *job, JobBlob *jb)
+{
+    int src = open(job->image->bootstrap, O_RDONLY | O_CLOEXEC);
+    if (src < 0) {
+        int r = -errno;
+        job_fail(job, r, "%s: %s", job->image->bootstrap, strerror(-r));
+        return r;
+    }
+    struct stat st;
+    ErofsDataMap map;
+    char why[256];
+    int r = fstat(src, &st) < 0 ? -errno : 0;
+    if (r == 0)
+        r = erofs_datamap_build(src, (uint64_t)st.st_size, &map, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "fstat: %s", strerror(-r));
+    if (r < 0) {
+        close(src);
+        job_fail(job, r, "%s: cannot find its metadata: %s", job->image->bootstrap, why);
+        return r;
+    }
+    void *buf = cache_buf_alloc(1u << 20);
+    uint64_t meta_blocks = 0;
+    for (uint64_t blk = 0; r == 0 && blk < map.blocks;) {
+        if (erofs_datamap_is_data(&map, blk)) {
+            blk++;
+            continue;
+        }
+        uint64_t run = 1;
+        while (blk + run < map.blocks && run < 256 && !erofs_datamap_is_data(&map, blk + run))
+            run++;
+        size_t len = (size_t)CFN_MIN(run * 4096, (uint64_t)st.st_size - blk * 4096);
+        if (!buf) {
+            r = -ENOMEM;
+        } else if (pread(src, buf, len, (off_t)(blk * 4096)) != (ssize_t)len) {
+            r = -EIO;
+        } else {
+            memset((uint8_t *)buf + len, 0, cfn_align_up(len, 4096) - len);
+            r = cache_file_write(jb->fd, buf, cfn_align_up(len, 4096), blk * 4096);
+        }
+        meta_blocks += run;
+        blk += run;
+    }
+    free(buf);
+    close(src);
+    if (r < 0)
+        job_fail(job, r, "copying the metadata of %s: %s", job->image->bootstrap, strerror(-r));
+    else
+        log_info("fanotify: %s: %" PRIu64 " inodes, %" PRIu64 " metadata blocks copied, %" PRIu64
+                 " data blocks left to fetch on demand", job->image->fsid, map.inodes, meta_blocks, map.data_blocks);
+    erofs_datamap_clear(&map);
+    return r;
+}
+
+/* Worker: create or reuse each new blob's sparse cache file, before anything marks it. */
+static void job_files_work(WorkItem *item, void *ctx)
+{
+    FanJob *job = cfn_container_of(item, FanJob, work);
+    for (size_t i = 0; i < job->n_blobs && job->result == 0; i++) {
+        JobBlob *jb = &job->blobs[i];
+        if (jb->blob)
+            continue;
+        const BlobInfo *info = jb->info;
+        uint64_t size = cfn_align_up(info->uncompressed_size, CFN_PAGE_SIZE);
+        /* A live mount still reads the file it opened: re-attaching must find that very file. */
+        bool attach = job->kind == JOB_ATTACH;
+        jb->fd = open(jb->path, O_RDWR | O_CLOEXEC | (attach ? 0 : O_CREAT), 0600);
+        struct stat st;
+        if (jb->fd < 0 || fstat(jb->fd, &st) < 0) {
+            int r = -errno;
+            job_fail(job, r, "cache file %s: %s%s", jb->path, strerror(-r),
+                     attach && r == -ENOENT ? " (removed while mounted)" : "");
+            return;
+        }
+        if (attach && (uint64_t)st.st_size != size) {
+            job_fail(job, -ESTALE, "cache file %s is %lld bytes, the blob %" PRIu64 " (changed while mounted)",
+                     jb->path, (long long)st.st_size, size);
+            return;
+        }
+        if ((uint64_t)st.st_size != size) {
+            /* A different size is a different blob: start over rather than serve stale bytes. */
+            if (st.st_size)
+                log_warn("fanotify: cache file %s is %lld bytes, the blob %" PRIu64 ": discarding it", jb->path,
+                         (long long)st.st_size, size);
+            if ((st.st_size && ftruncate(jb->fd, 0) < 0) || ftruncate(jb->fd, (off_t)size) < 0) {
+                int r = -errno;
+                job_fail(job, r, "cache file %s: %s", jb->path, strerror(-r));
+                return;
+            }
+        }
+        jb->dev = st.st_dev;
+        jb->ino = st.st_ino;
+        if (job->plain && job->kind == JOB_MOUNT && prefill_metadata(job, jb) < 0)
+            return;
+        jb->ready = calloc(info->chunk_count ? info->chunk_count : 1, 1);
+        if (!jb->ready) {
+            job_fail(job, -ENOMEM, "out of memory");
+            return;
+        }
+        /* What an earlier run wrote is still there: do not fetch it again. */
+        jb->ready_count = cache_file_scan_ready(jb->fd, info, jb->ready);
+        if (jb->ready_count < 0) {
+            memset(jb->ready, 0, info->chunk_count);
+            jb->ready_count = 0;
+        }
+    }
+}
+
+/* The last open to finish (or the hold, dropped) starts the file step. */
+static void job_opens_release(FanJob *job)
+{
+    if (--job->opens_pending)
+        return;
+    if (job->result < 0) {
+        job_finish(job);
+        return;
+    }
+    job->work.work = job_files_work;
+    job->work.done = job_files_done;
+    workpool_submit(fe_daemon(job->fe)->pool, &job->work);
+}
+
+static void job_blob_opened(BlobOpenRequest *req, int res)
+{
+    JobBlob *jb = cfn_container_of(req, JobBlob, open);
+    FanJob *job = jb->job;
+    if (res < 0)
+        job_fail(job, res, "blob %s: %s", jb->name, req->why);
+    else {
+        jb->info = req->blob;
+        if (req->why[0])
+            log_warn("fanotify: blob %s: %s", jb->name, req->why);
+    }
+    job_opens_release(job);
+}
+
+/* Loop: the bootstrap head is known; resolve each blob (shared, or opened through the registry). */
+static void job_head_done(WorkItem *item)
+{
+    FanJob *job = cfn_container_of(item, FanJob, work);
+    FanFrontend *fe = job->fe;
+    Daemon *d = fe_daemon(fe);
+    if (job->result < 0) {
+        job_finish(job);
+        return;
+    }
+    char volume_key[300];
+    snprintf(volume_key, sizeof(volume_key), "erofs,%s", job->volume);
+    job->opens_pending = 1;     /* held until every open is started */
+    for (size_t i = 0; i < job->n_blobs && job->result == 0; i++) {
+        JobBlob *jb = &job->blobs[i];
+        FanBlob *b = blob_find_path(fe, jb->path);
+        if (b) {
+            b->refs++;
+            jb->blob = b;
+            continue;
+        }
+        char why[192];
+        int r = image_registry_lookup(d->images, volume_key, jb->name, &jb->open.src, why, sizeof(why));
+        if (r < 0) {
+            job_fail(job, r, "%s", why);
+            break;
+        }
+        job->opens_pending++;
+        jb->open.done = job_blob_opened;
+        image_registry_open_blob(d->images, &jb->open);
+    }
+    job_opens_release(job);     /* drop the hold: this may start the next step at once */
+}
+
+/* Worker: read the bootstrap head and name the blobs. */
+static void job_head_work(WorkItem *item, void *ctx)
+{
+    FanJob *job = cfn_container_of(item, FanJob, work);
+    FanFrontend *fe = job->fe;
+    const ImageConfig *ic = job->image;
+    if (job->kind == JOB_MOUNT) {
+        struct stat st;
+        if (stat(job->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            job_fail(job, -ENOTDIR, "mount point %s is not a directory", job->mountpoint);
+            return;
+        }
+    }
+    int fd = open(ic->bootstrap, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int r = -errno;
+        job_fail(job, r, "bootstrap %s: %s", ic->bootstrap, strerror(-r));
+        return;
+    }
+    size_t want = 4096;
+    ErofsImageInfo info;
+    int r = -EINVAL;
+    char why[160] = "";
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint8_t *buf = calloc(1, want);
+        ssize_t n = buf ? pread(fd, buf, want, 0) : -1;
+        size_t need = 0;
+        r = n < 0 ? -EIO : erofs_image_parse(buf, (size_t)n, &info, &need, why, sizeof(why));
+        free(buf);
+        if (r == -EAGAIN && attempt == 0 && need <= (1u << 20) && (size_t)n == want) {
+            want = need;
+            continue;
+        }
+        break;
+    }
+    close(fd);
+    if (r < 0) {
+        job_fail(job, r, "bootstrap %s is not a usable erofs image: %s", ic->bootstrap, why[0] ? why : strerror(-r));
+        return;
+    }
+    job->plain = info.extra_devices == 0;
+    job->n_blobs = job->plain ? 1 : info.extra_devices;
+    job->blobs = calloc(job->n_blobs, sizeof(*job->blobs));
+    if (!job->blobs) {
+        erofs_image_info_clear(&info);
+        job_fail(job, -ENOMEM, "out of memory");
+        return;
+    }
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof(dir), "%s/%s", fe->cache_root, job->volume) >= (int)sizeof(dir) ||
+        (mkdir(fe->cache_root, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
+        r = -errno;
+        erofs_image_info_clear(&info);
+        job_fail(job, r ? r : -ENAMETOOLONG, "cache directory %s: %s", dir, strerror(r ? -r : ENAMETOOLONG));
+        return;
+    }
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        JobBlob *jb = &job->blobs[i];
+        jb->job = job;
+        jb->fd = -1;
+        const char *name = job->plain ? ic->fsid
+                           : info.devices[i].tag[0] ? info.devices[i].tag
+                           : i < ic->n_blobs ? ic->blobs[i] : NULL;
+        if (!name || !config_name_is_valid(name)) {
+            job_fail(job, -EINVAL, "device slot %zu of %s has %s tag; list the blob names in images[].blobs",
+                     i, ic->bootstrap, name ? "an unusable" : "no");
+            break;
+        }
+        snprintf(jb->name, sizeof(jb->name), "%s", name);
+        if (snprintf(jb->path, sizeof(jb->path), "%s/%s", dir, name) >= (int)sizeof(jb->path)) {
+            job_fail(job, -ENAMETOOLONG, "cache path for %s is too long", name);
+            break;
+        }
+    }
+    erofs_image_info_clear(&info);
+}
+
+static void job_start(FanJob *job)
+{
+    FanFrontend *fe = job->fe;
+    if (job->kind == JOB_UMOUNT) {
+        job_run_mount(job);
+        return;
+    }
+    job->work.work = job_head_work;
+    job->work.done = job_head_done;
+    workpool_submit(fe_daemon(fe)->pool, &job->work);
+}
+
+static void log_ready(FanFrontend *fe)
+{
+    if (fe->ready_logged)
+        return;
+    fe->ready_logged = true;
+    log_info("ready: serving erofs file-backed mounts through fanotify pre-content events (%zu image(s), "
+             "cache %s)", fe_daemon(fe)->cfg->n_images, fe->cache_root);
+    /*
+     * Only now read events: after a crash under `hold`, events queued for
+     * mounts being re-attached must wait for their blobs, not meet "unknown".
+     */
+    group_arm(fe);
+}
+
+static void job_next(FanFrontend *fe)
+{
+    if (fe->job_head) {
+        job_start(fe->job_head);
+        return;
+    }
+    /* Re-attached mounts are served again only now: announce readiness after them. */
+    log_ready(fe);
+}
+
+static void job_enqueue(FanFrontend *fe, FanJob *job)
+{
+    job->fe = fe;
+    bool idle = !fe->job_head;
+    if (fe->job_tail)
+        fe->job_tail->next = job;
+    else
+        fe->job_head = job;
+    fe->job_tail = job;
+    if (idle)
+        job_start(job);
+}
+
+/* ---- control requests ---- */
+
+static void render_status(FanFrontend *fe, char *out, size_t len)
+{
+    CacheStats cs = cache_service_stats(fe_daemon(fe)->cache);
+    const FanStats *s = &fe->stats;
+    size_t n = (size_t)snprintf(out, len,
+        "frontend=fanotify pid=%d events=%" PRIu64 " fast_allows=%" PRIu64 " self_allows=%" PRIu64 " fills=%" PRIu64
+        " allows=%" PRIu64 " denies=%" PRIu64 " timeouts=%" PRIu64 " bad_events=%" PRIu64 " overflows=%" PRIu64
+        " marks_removed=%" PRIu64 " prefetches=%" PRIu64 " avg_latency_us=%.1f max_latency_us=%.1f live_events=%u"
+        " fetches=%" PRIu64 " bytes_fetched=%" PRIu64 " chunks_written=%" PRIu64 " bytes_written=%" PRIu64
+        " chunk_errors=%" PRIu64 "\n",
+        (int)fe->self, s->events, s->fast_allows, s->self_allows, s->fills, s->allows, s->denies, s->timeouts, s->bad_events,
+        s->overflows, s->marks_removed, s->prefetches,
+        s->latency_count ? (double)s->latency_ns_sum / (double)s->latency_count / 1000.0 : 0.0,
+        (double)s->latency_ns_max / 1000.0, fe->live_events, cs.fetches, cs.bytes_fetched, cs.chunks_written,
+        cs.bytes_written, cs.chunk_errors);
+    for (FanMount *m = fe->mounts; m && n < len; m = m->next)
+        n += (size_t)snprintf(out + n, len - n, "mount %s %s\n", m->image->fsid, m->mountpoint);
+    for (size_t i = 0; i < BLOB_BUCKETS; i++)
+        for (FanBlob *b = fe->blobs[i]; b && n < len; b = b->next)
+            n += (size_t)snprintf(out + n, len - n, "blob %s chunks=%" PRIu32 "/%" PRIu32 " marked=%d events=%"
+                                  PRIu64 " fills=%" PRIu64 "\n", b->name, b->ready_chunks, b->info->chunk_count,
+                                  b->marked, b->events, b->fills);
+}
+
+static void control_handle(void *ctx, ControlRequest *req)
+{
+    FanFrontend *fe = ctx;
+    const char *cmd = req->argv[0];
+    if (fe->stopping) {
+        control_reply(req, -ESHUTDOWN, "the daemon is shutting down");
+        return;
+    }
+    if (strcmp(cmd, "status") == 0 && req->argc == 1) {
+        char out[CONTROL_MAX_MSG - 16];
+        render_status(fe, out, sizeof(out));
+        control_reply(req, 0, "%s", out);
+        return;
+    }
+    bool is_mount = strcmp(cmd, "mount") == 0 && req->argc == 3;
+    bool is_umount = strcmp(cmd, "umount") == 0 && req->argc == 2;
+    if (!is_mount && !is_umount) {
+        control_reply(req, -EINVAL, "usage: mount FSID MOUNTPOINT | umount MOUNTPOINT | status");
+        return;
+    }
+    const char *mnt = req->argv[is_mount ? 2 : 1];
+    if (mnt[0] != '/' || strlen(mnt) >= PATH_MAX || strchr(mnt, '\n') || strchr(mnt, '\t')) {
+        control_reply(req, -EINVAL, "the mount point must be an absolute path without tabs or newlines");
+        return;
+    }
+    FanMount *m = mount_find(fe, mnt);
+    const ImageConfig *ic = NULL;
+    if (is_mount) {
+        ic = image_find(fe, req->argv[1]);
+        if (!ic) {
+            control_reply(req, -ENOENT, "no image with fsid '%s' in the configuration", req->argv[1]);
+            return;
+        }
+        if (m) {
+            control_reply(req, -EBUSY, "%s is already mounted by this daemon (%s)", mnt, m->image->fsid);
+            return;
+        }
+    } else if (!m) {
+        control_reply(req, -ENOENT, "%s is not mounted by this daemon", mnt);
+        return;
+    }
+    FanJob *job = calloc(1, sizeof(*job));
+    if (!job) {
+        control_reply(req, -ENOMEM, "out of memory");
+        return;
+    }
+    job->kind = is_mount ? JOB_MOUNT : JOB_UMOUNT;
+    job->req = req;
+    job->image = is_mount ? ic : m->image;
+    snprintf(job->volume, sizeof(job->volume), "%s", job->image->domain_id ? job->image->domain_id : job->image->fsid);
+    snprintf(job->mountpoint, sizeof(job->mountpoint), "%s", mnt);
+    job_enqueue(fe, job);
+}
+
+/* ---- start-up: re-attach the mounts a previous daemon made ---- */
+
+static bool erofs_mounted_at(const char *mountpoint)
+{
+    FILE *f = fopen("/proc/self/mounts", "re");
+    if (!f)
+        return false;
+    char line[2 * PATH_MAX];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        char src[PATH_MAX], dst[PATH_MAX], type[64];
+        if (sscanf(line, "%4095s %4095s %63s", src, dst, type) == 3 && strcmp(type, "erofs") == 0) {
+            /* /proc/self/mounts escapes spaces and tabs as \040 and \011. */
+            char unesc[PATH_MAX];
+            size_t j = 0;
+            for (size_t i = 0; dst[i] && j + 1 < sizeof(unesc); i++) {
+                if (dst[i] == '\\' && dst[i + 1] >= '0' && dst[i + 1] <= '3' && dst[i + 2] && dst[i + 3]) {
+                    unesc[j++] = (char)(((dst[i + 1] - '0') << 6) | ((dst[i + 2] - '0') << 3) | (dst[i + 3] - '0'));
+                    i += 3;
+                } else {
+                    unesc[j++] = dst[i];
+                }
+            }
+            unesc[j] = '\0';
+            found = strcmp(unesc, mountpoint) == 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static void attach_recorded_mounts(FanFrontend *fe)
+{
+    FILE *f = fopen(fe->state_path, "re");
+    if (!f)
+        return;
+    char line[PATH_MAX + 256];
+    while (fgets(line, sizeof(line), f)) {
+        char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
+        if (!tab || !nl)
+            continue;
+        *tab = *nl = '\0';
+        const char *fsid = line, *mnt = tab + 1;
+        const ImageConfig *ic = image_find(fe, fsid);
+        if (!erofs_mounted_at(mnt)) {
+            log_info("fanotify: %s (%s) from the previous run is no longer mounted", mnt, fsid);
+            continue;
+        }
+        if (!ic) {
+            log_error("fanotify: %s is mounted with image %s, which is no longer configured: NOT served, reads of "
+                      "missing data return zeros; unmount it", mnt, fsid);
+            continue;
+        }
+        FanJob *job = calloc(1, sizeof(*job));
+        if (!job)
+            break;
+        job->kind = JOB_ATTACH;
+        job->image = ic;
+        snprintf(job->volume, sizeof(job->volume), "%s", ic->domain_id ? ic->domain_id : ic->fsid);
+        snprintf(job->mountpoint, sizeof(job->mountpoint), "%s", mnt);
+        log_info("fanotify: re-attaching %s (%s) from the previous run", mnt, fsid);
+        job_enqueue(fe, job);
+    }
+    fclose(f);
+}
+
+/* ---- front-end ops ---- */
+
+int fanotify_control_path(const char *work_dir, char *out, size_t out_len)
+{
+    if (snprintf(out, out_len, "%s/control.sock", work_dir) >= (int)out_len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+/*
+ * An inherited group may still hold events the previous daemon read but
+ * never answered; their readers would wait forever. Their fd numbers were
+ * the old process's, so answer every plausible number with EIO (a number
+ * that matches nothing is rejected with ENOENT, harmlessly).
+ */
+static void adopt_sweep(FanFrontend *fe)
+{
+    unsigned answered = 0;
+    for (int fd = 0; fd < 65536; fd++) {
+        struct fanotify_response resp = { .fd = fd, .response = FAN_DENY_ERRNO(EIO) };
+        if (write(fe->group, &resp, sizeof(resp)) == (ssize_t)sizeof(resp))
+            answered++;
+    }
+    if (answered)
+        log_warn("fanotify: %u event(s) read but never answered by the previous daemon were failed with EIO", answered);
+}
+
+static int fan_start(Frontend *base)
+{
+    FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
+    Daemon *d = fe_daemon(fe);
+    const Config *cfg = d->cfg;
+    char err[512];
+    int r;
+
+    fe->self = getpid();
+    if (snprintf(fe->cache_root, sizeof(fe->cache_root), "%s/fanotify", cfg->cache_dir) >= (int)sizeof(fe->cache_root) ||
+        snprintf(fe->state_path, sizeof(fe->state_path), "%s/%s", cfg->work_dir, STATE_FILE) >= (int)sizeof(fe->state_path)) {
+        log_error("fanotify: cache_dir or work_dir path is too long");
+        return -ENAMETOOLONG;
+    }
+    if ((r = mkdir_p(cfg->cache_dir)) < 0 || (r = mkdir_p(fe->cache_root)) < 0 || (r = mkdir_p(cfg->work_dir)) < 0) {
+        log_error("fanotify: cannot create %s, %s or %s: %s", cfg->cache_dir, fe->cache_root, cfg->work_dir, strerror(-r));
+        return r;
+    }
+    if (fe->group < 0) {
+        /*
+         * O_RDWR event fds (FMODE_NONOTIFY) could be written without raising events.
+         * FAN_UNLIMITED_QUEUE: every queued permission event is a blocked task, so the
+         * queue is bounded by the tasks anyway, and an overflow would allow reads of holes.
+         */
+        fe->group = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE,
+                                  O_RDWR | O_LARGEFILE);
+        if (fe->group < 0) {
+            r = -errno;
+            log_error("fanotify: cannot create a pre-content group: %s%s", strerror(-r),
+                      r == -EINVAL ? " (kernel older than 6.14 or without CONFIG_FANOTIFY_ACCESS_PERMISSIONS)"
+                      : r == -EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+            return r;
+        }
+    } else {
+        int fl = fcntl(fe->group, F_GETFL);
+        if (fl < 0 || fcntl(fe->group, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fe->group, F_SETFD, FD_CLOEXEC) < 0) {
+            r = -errno;
+            log_error("fanotify: inherited group fd %d is not usable: %s", fe->group, strerror(-r));
+            return r;
+        }
+        fe->adopted = true;
+        adopt_sweep(fe);
+    }
+    char sock[PATH_MAX];
+    if ((r = fanotify_control_path(cfg->work_dir, sock, sizeof(sock))) < 0 ||
+        (r = control_server_new(&fe->control, d->loop, sock, control_handle, fe, err, sizeof(err))) < 0) {
+        log_error("fanotify: %s", r == -ENAMETOOLONG ? "work_dir path is too long for a socket" : err);
+        return r;
+    }
+    log_info("fanotify: control socket %s%s", sock, fe->adopted ? "; inherited group: marks kept across the restart" : "");
+    attach_recorded_mounts(fe);
+    if (!fe->job_head)
+        log_ready(fe);
+    return 0;
+}
+
+static void fan_stop(Frontend *base)
+{
+    FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
+    fe->stopping = true;
+    /*
+     * The loop stops after this returns, so fills in flight will not finish:
+     * answer their readers now with EIO rather than let the group's close
+     * allow them onto holes.
+     */
+    for (FanEvent *ev = fe->live; ev; ev = ev->next)
+        event_answer(ev, -ESHUTDOWN, "the daemon is stopping");
+}
+
+/* At exit: the answer an event can get without a fill. */
+static void answer_without_fill(FanFrontend *fe, const FanotifyEvent *ev)
+{
+    struct stat st;
+    FanBlob *b = NULL;
+    if (!(ev->mask & CFN_FAN_PERM_EVENTS)) {
+        close(ev->fd);
+        return;
+    }
+    if (!(ev->mask & FAN_PRE_ACCESS) || ev->pid == fe->self) {
+        respond(fe, ev->fd, FAN_ALLOW, 0);
+        return;
+    }
+    if (fstat(ev->fd, &st) == 0)
+        b = blob_find_inode(fe, st.st_dev, st.st_ino);
+    if (b && ev->has_range) {
+        uint64_t end = CFN_MIN(ev->offset + ev->count, b->info->uncompressed_size);
+        if (ev->offset >= end || blob_range_ready(b, ev->offset, end)) {
+            respond(fe, ev->fd, FAN_ALLOW, 0);
+            return;
+        }
+    }
+    deny(fe, ev->fd, 0);
+}
+
+static void drain_queued(FanFrontend *fe)
+{
+    /* Events still queued would be allowed onto holes by the group's close: answer them now. */
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = read(fe->group, fe->buf, sizeof(fe->buf));
+        if (n <= 0)
+            break;
+        for (size_t pos = 0; pos < (size_t)n;) {
+            FanotifyEvent ev;
+            size_t skip;
+            char why[160];
+            int r = fanotify_event_parse(fe->buf + pos, (size_t)n - pos, &ev, &skip, why, sizeof(why));
+            if (ev.fd >= 0 && r < 0 && !(ev.mask & CFN_FAN_PERM_EVENTS))
+                close(ev.fd);
+            else if (ev.fd >= 0 && r < 0)
+                deny(fe, ev.fd, 0);
+            else if (ev.fd >= 0)
+                answer_without_fill(fe, &ev);
+            if (r < 0 && !skip)
+                break;
+            pos += r < 0 ? skip : (size_t)r;
+        }
+    }
+}
+
+static void fan_free(Frontend *base)
+{
+    FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
+    Daemon *d = fe_daemon(fe);
+    loop_timer_cancel(d->loop, &fe->backoff);
+    fe->control = control_server_free(fe->control);
+    if (fe->group >= 0) {
+        drain_queued(fe);
+        unsigned incomplete = 0;
+        for (size_t i = 0; i < BLOB_BUCKETS; i++)
+            for (FanBlob *b = fe->blobs[i]; b; b = b->next)
+                incomplete += b->marked;
+        if (fe->mounts && incomplete)
+            log_warn("fanotify: %u blob(s) of mounts that stay behind are incomplete: until a daemon serves them "
+                     "again, reads of missing data return zeros (run under `cachefilesd-nydus hold` to keep "
+                     "readers waiting instead)", incomplete);
+    }
+    if (fe->live_events)
+        log_warn("fanotify: %u event(s) still being filled at exit were failed with EIO", fe->live_events);
+    /* The loop no longer runs, so storage never calls their done(): free them here. */
+    while (fe->live) {
+        FanEvent *ev = fe->live;
+        event_answer(ev, -ESHUTDOWN, "the daemon is stopping");
+        event_unlink(ev);
+        loop_timer_cancel(d->loop, &ev->deadline);
+        blob_unref(ev->blob);
+        free(ev);
+    }
+    while (fe->mounts) {
+        FanMount *m = fe->mounts;
+        fe->mounts = m->next;
+        for (size_t i = 0; i < m->n_blobs; i++)
+            blob_unref(m->blobs[i]);
+        free(m->blobs);
+        free(m);
+    }
+    /* Closing the group removes every mark; the mounts and cache files stay for the next daemon. */
+    if (fe->group >= 0)
+        close(fe->group);
+    free(fe);
+}
+
+static const FrontendOps fanotify_frontend_ops = {
+    .name = "fanotify",
+    .start = fan_start,
+    .stop = fan_stop,
+    .free = fan_free,
+};
+
+int frontend_fanotify_new(Frontend **ret, Daemon *d, int group_fd)
+{
+    FanFrontend *fe = calloc(1, sizeof(*fe));
+    if (!fe)
+        return -ENOMEM;
+    fe->base.ops = &fanotify_frontend_ops;
+    fe->base.daemon = d;
+    fe->group = group_fd;
+    loop_timer_init(&fe->backoff, group_backoff);
+    *ret = &fe->base;
+    return 0;
+}
+
+int fanotify_probe(const char *dir, char *why, size_t why_len)
+{
+    int r = mkdir_p(dir);
+    if (r < 0) {
+        snprintf(why, why_len, "cannot create %s: %s", dir, strerror(-r));
+        return r;
+    }
+    int g = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDWR | O_LARGEFILE);
+    if (g < 0) {
+        r = -errno;
+        snprintf(why, why_len, "fanotify_init(FAN_CLASS_PRE_CONTENT): %s%s", strerror(-r),
+                 r == -EINVAL ? ": kernel older than 6.14 or without CONFIG_FANOTIFY_ACCESS_PERMISSIONS"
+                 : r == -EPERM ? ": needs CAP_SYS_ADMIN" : "");
+        return r;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/.fanotify-probe-XXXXXX", dir);
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0) {
+        r = -errno;
+        snprintf(why, why_len, "cannot create a file in %s: %s", dir, strerror(-r));
+        close(g);
+        return r;
+    }
+    r = fanotify_mark(g, FAN_MARK_ADD, FAN_PRE_ACCESS, fd, NULL) < 0 ? -errno : 0;
+    if (r < 0)
+        snprintf(why, why_len, "FAN_PRE_ACCESS mark on a file in %s: %s%s", dir, strerror(-r),
+                 r == -EOPNOTSUPP ? ": the file system cannot raise pre-content events (use ext4, xfs or btrfs)"
+                 : r == -EINVAL ? ": kernel older than 6.14" : "");
+    unlink(path);
+    close(fd);
+    close(g);
+    return r;
+}

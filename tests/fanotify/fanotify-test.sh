@@ -1,0 +1,475 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
+# Native (no VM) tests of the fanotify front-end against this machine's
+# kernel: real erofs file-backed mounts made by the daemon, real reads, the
+# sha256 of every file compared with its source.
+#
+#   fanotify-test.sh SCENARIO
+#
+# Exit 0 pass, 77 skip (the reason is printed: not root, kernel without
+# pre-content events, a missing tool), anything else fail. Every wait is
+# bounded, and mounts, daemons and files are cleaned up on any exit.
+# Environment (set by meson): CFN_DAEMON, FAN_TOOL, GEN_TREE, NYDUS_MKIMAGE,
+# FAN_TEST_DIR (a directory on the build's file system, never tmpfs).
+set -eEuo pipefail
+
+SCEN=${1:?usage: fanotify-test.sh SCENARIO}
+: "${CFN_DAEMON:?}" "${FAN_TOOL:?}" "${GEN_TREE:?}" "${FAN_TEST_DIR:?}"
+READ_TIMEOUT=${READ_TIMEOUT:-120}
+
+say() { echo "  $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*"; exit 1; }
+
+W=
+MOUNTS=()
+PIDS=()
+DPID=
+cleanup() {
+    local rc=$? m p
+    for m in "${MOUNTS[@]}"; do
+        timeout -s KILL 30 umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    # The holder's daemon is its child: stop it by pid too, whatever state the holder is in.
+    local all=("${PIDS[@]}")
+    for p in "${PIDS[@]}"; do
+        all+=($(ps -o pid= --ppid "$p" 2>/dev/null || true))
+    done
+    for p in "${all[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${all[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "$W" ]; then
+        for f in "$W"/*.log; do [ -f "$f" ] && { echo "---- $f (tail)"; tail -n 25 "$f"; }; done
+    fi
+    [ -n "$W" ] && rm -rf "$W"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT HUP    # meson's timeout sends SIGTERM: still clean up
+trap 'echo "FAIL: unexpected failure (status $?) at line $LINENO: $BASH_COMMAND"' ERR
+
+[ "$(id -u)" = 0 ] || skip "not root: fanotify pre-content marks and mount(2) need CAP_SYS_ADMIN"
+command -v mkfs.erofs >/dev/null || skip "mkfs.erofs (erofs-utils) is not installed"
+mkdir -p "$FAN_TEST_DIR"
+W=$(mktemp -d "$FAN_TEST_DIR/$SCEN.XXXXXX")
+probe=$("$FAN_TOOL" probe "$W/cache") || { rc=$?; echo "$probe"; [ $rc = 77 ] && skip "$probe"; fail "$probe"; }
+say "$probe ($(uname -r))"
+
+# ---- helpers ----
+
+# make_tree NAME [gen-tree args]: source tree plus its sha256 manifest.
+make_tree() {
+    local name=$1; shift
+    python3 "$GEN_TREE" "$@" "$W/$name" >/dev/null
+    (cd "$W/$name" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --) >"$W/$name.sha256"
+}
+
+# Images, written as config entries to $W/images.yaml.
+img_plain() {       # FSID TREE
+    mkfs.erofs "$W/$1.erofs" "$W/$2" >"$W/mkfs-$1.log" 2>&1 || fail "mkfs.erofs failed for $1"
+    printf '  - fsid: %s\n    bootstrap: %s\n' "$1" "$W/$1.erofs" >>"$W/images.yaml"
+}
+img_blobdev() {     # FSID TREE: bootstrap + raw blob named FSID.blob (empty device tag)
+    mkdir -p "$W/blobs"
+    mkfs.erofs --chunksize=1048576 --blobdev="$W/blobs/$1.blob" -Eforce-chunk-indexes "$W/$1.boot" "$W/$2" \
+        >"$W/mkfs-$1.log" 2>&1 || fail "mkfs.erofs --blobdev failed for $1"
+    printf '  - fsid: %s\n    bootstrap: %s\n    backend: {type: localfs, dir: %s}\n    blobs: [%s]\n' \
+        "$1" "$W/$1.boot" "$W/blobs" "$1.blob" >>"$W/images.yaml"
+}
+img_nydus() {       # FSID TREE COMPRESSOR [DIGESTER]: RAFS v6 bootstrap + one blob named by its id
+    [ -n "${NYDUS_MKIMAGE:-}" ] && [ -x "$NYDUS_MKIMAGE" ] || skip "nydus-mkimage was not built"
+    mkdir -p "$W/ny-$1"
+    "$NYDUS_MKIMAGE" -z "$3" -d "${4:-blake3}" -t -o "$W/ny-$1" -B "$W/ny-$1/image.boot" "$W/$2" \
+        >"$W/ny-$1.id" 2>"$W/mkimage-$1.log" || fail "nydus-mkimage -z $3 failed: $(tail -n 3 "$W/mkimage-$1.log")"
+    printf '  - fsid: %s\n    bootstrap: %s\n' "$1" "$W/ny-$1/image.boot" >>"$W/images.yaml"
+}
+
+# daemon_start [hold]: the daemon (or the holder running it) with every image configured.
+daemon_start() {
+    local mode=${1:-} log
+    if [ ! -f "$W/cfg.yaml" ]; then
+        {
+            echo "cache_dir: $W/cache"
+            echo "work_dir: $W/work"
+            echo "threads: 2"
+            echo "request_timeout: ${REQUEST_TIMEOUT:-30s}"
+            echo "frontend: fanotify"
+            echo "images:"
+            cat "$W/images.yaml"
+        } >"$W/cfg.yaml"
+    fi
+    DSEQ=$(( ${DSEQ:-0} + 1 ))
+    log=$W/daemon$DSEQ.log
+    DLOG=$log
+    if [ "$mode" = hold ]; then
+        "$CFN_DAEMON" --config "$W/cfg.yaml" --log-level debug --log-file "$log" hold </dev/null >"$log.stderr" 2>&1 &
+    else
+        "$CFN_DAEMON" --config "$W/cfg.yaml" --log-level debug --log-file "$log" </dev/null >"$log.stderr" 2>&1 &
+    fi
+    DPID=$!
+    PIDS+=("$DPID")
+    wait_ready "$log"
+}
+
+wait_ready() {  # LOG [COUNT]: wait for COUNT "ready" lines
+    local i n want=${2:-1}
+    for i in $(seq 1 200); do
+        n=$(grep -c 'ready: serving' "$1" 2>/dev/null || true)
+        [ "${n:-0}" -ge "$want" ] && return 0
+        kill -0 "$DPID" 2>/dev/null || { cat "$1.stderr" "$1" 2>/dev/null | tail -n 20; fail "daemon exited before 'ready'"; }
+        sleep 0.1
+    done
+    fail "daemon not ready within 20 s"
+}
+
+# daemon_stop: SIGTERM; it must exit 0 (under ASan: also no leak) within 15 s.
+daemon_stop() {
+    local rc=0 i
+    kill -TERM "$DPID"
+    for i in $(seq 1 150); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$DPID" 2>/dev/null && fail "daemon did not exit within 15 s of SIGTERM"
+    wait "$DPID" || rc=$?
+    [ "$rc" = 0 ] || { tail -n 30 "$DLOG.stderr"; fail "daemon exited with status $rc on SIGTERM"; }
+}
+
+ctl() { timeout -s KILL 90 "$CFN_DAEMON" --config "$W/cfg.yaml" --timeout 60 "$@"; }
+
+# stat_of FIELD: a number from the daemon's status line.
+stat_of() { ctl status | head -n 1 | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+fan_mount() {   # FSID DIR
+    mkdir -p "$2"
+    ctl mount "$1" "$2" || fail "cachefilesd-nydus mount $1 $2 failed"
+    MOUNTS+=("$2")
+}
+
+fan_umount() {
+    ctl umount "$1" || fail "cachefilesd-nydus umount $1 failed"
+    local keep=() m
+    for m in "${MOUNTS[@]}"; do [ "$m" = "$1" ] || keep+=("$m"); done
+    MOUNTS=("${keep[@]}")
+}
+
+# verify DIR TREE: every file's sha256 equals the source's.
+verify() {
+    local out=$W/verify.$$ rc=0
+    timeout -s KILL "$READ_TIMEOUT" bash -c 'cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --' \
+        _ "$1" >"$out" 2>"$out.err" || rc=$?
+    [ "$rc" = 124 ] || [ "$rc" = 137 ] && fail "reading $1 hung (killed after $READ_TIMEOUT s)"
+    if [ -s "$out.err" ] || ! cmp -s "$W/$2.sha256" "$out"; then
+        head -n 5 "$out.err"
+        diff "$W/$2.sha256" "$out" | head -n 6
+        fail "$2 at $1: files unreadable or with a wrong sha256"
+    fi
+    say "verified $2 at $1: $(wc -l <"$out") files, sha256 of every file matches the source"
+}
+
+expected_sum() { awk -v f="./$2" 'substr($0, 67) == f { print $1 }' "$W/$1.sha256"; }
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# ---- scenarios ----
+
+scen_plain() {
+    make_tree t1 --profile full --big-mib 12 --seed 1
+    img_plain plain t1
+    daemon_start
+    fan_mount plain "$W/m"
+    verify "$W/m" t1
+    say "events $(stat_of events), fills $(stat_of fills), fetches $(stat_of fetches), marks removed $(stat_of marks_removed)"
+    [ "$(stat_of fills)" -gt 0 ] || fail "no fill: the image was not read lazily"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+scen_blobdev() {
+    make_tree t1 --profile full --big-mib 12 --seed 2
+    img_blobdev boot t1
+    daemon_start
+    fan_mount boot "$W/m"
+    [ "$(stat_of events)" = 0 ] || fail "mount raised events (metadata must come from the local bootstrap)"
+    ls -lR "$W/m" >/dev/null
+    [ "$(stat_of events)" = 0 ] || fail "ls -lR raised events (metadata must come from the local bootstrap)"
+    verify "$W/m" t1
+    say "events $(stat_of events), fills $(stat_of fills), fetches $(stat_of fetches)"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+scen_nydus() {  # COMPRESSOR [DIGESTER]
+    make_tree t1 --profile full --big-mib 12 --seed 3
+    img_nydus ny t1 "$1" "${2:-blake3}"
+    daemon_start
+    fan_mount ny "$W/m"
+    verify "$W/m" t1
+    say "nydus -z $1 -d ${2:-blake3}: events $(stat_of events), fills $(stat_of fills), fetches $(stat_of fetches), chunk errors $(stat_of chunk_errors)"
+    [ "$(stat_of chunk_errors)" = 0 ] || fail "chunk errors on a good image"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+# read_all_expect_eio DIR TREE: every file reads correctly or fails with EIO;
+# never wrong bytes, never a hang. Prints the number of EIO files.
+read_all_expect_eio() {
+    local f want got err rc n_eio=0 n_ok=0
+    while IFS= read -r -d '' f; do
+        want=$(expected_sum "$2" "${f#./}")
+        rc=0
+        got=$(cd "$1" && timeout -s KILL "$READ_TIMEOUT" sha256sum -- "$f" 2>"$W/err") || rc=$?
+        err=$(cat "$W/err")
+        case "$rc" in
+            0) [ "${got%% *}" = "$want" ] || fail "$f: read 'successfully' with WRONG bytes"; n_ok=$((n_ok + 1)) ;;
+            124|137) fail "$f: read hung" ;;
+            *) case "$err" in *"Input/output error"*) n_eio=$((n_eio + 1)) ;; *) fail "$f: failed, but not with EIO: $err" ;; esac ;;
+        esac
+    done < <(cd "$1" && find . -type f -print0)
+    say "$n_ok files correct, $n_eio failed with EIO"
+    echo "$n_eio" >"$W/n_eio"
+}
+
+scen_corrupt() {
+    make_tree t1 --profile full --big-mib 12 --seed 4
+    img_nydus bad t1 zstd
+    local blob
+    blob=$W/ny-bad/$(cat "$W/ny-bad.id")
+    # Flip bytes in the middle of the chunk data (big.bin's chunks): digest or zstd frame check fails.
+    python3 - "$blob" <<'PY'
+import os, sys
+p = sys.argv[1]
+size = os.path.getsize(p)
+with open(p, "r+b") as f:
+    for off in (size // 3, size // 3 + 4096):
+        f.seek(off)
+        b = f.read(16)
+        f.seek(off)
+        f.write(bytes(x ^ 0x5A for x in b))
+PY
+    daemon_start
+    fan_mount bad "$W/m"
+    read_all_expect_eio "$W/m" t1
+    [ "$(cat "$W/n_eio")" -gt 0 ] || fail "no file failed although chunk data was corrupted"
+    [ "$(stat_of chunk_errors)" -gt 0 ] || fail "the daemon reported no chunk error"
+    [ "$(stat_of denies)" -gt 0 ] || fail "no event was denied"
+    say "chunk errors $(stat_of chunk_errors), denied events $(stat_of denies)"
+    # A second pass fails the same way (nothing wrong was cached) and the daemon keeps serving.
+    drop_caches
+    read_all_expect_eio "$W/m" t1
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+scen_short_blob() {
+    make_tree t1 --profile list --file a.bin:3000000 --file b.bin:3000000 --file c.bin:3000000 --seed 5
+    img_blobdev short t1
+    # Cut the raw blob in the middle: the image still declares the full size.
+    local size
+    size=$(stat -c %s "$W/blobs/short.blob")
+    truncate -s $((size / 2)) "$W/blobs/short.blob"
+    daemon_start
+    fan_mount short "$W/m"
+    read_all_expect_eio "$W/m" t1
+    [ "$(cat "$W/n_eio")" -gt 0 ] || fail "no file failed although the blob was cut short"
+    say "denied events $(stat_of denies)"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+scen_readers8() {
+    make_tree t1 --profile full --big-mib 24 --seed 6
+    img_blobdev conc t1
+    daemon_start
+    fan_mount conc "$W/m"
+    local m=$W/m out=$W/conc pids=() f i bad=0
+    mkdir -p "$out"
+    mapfile -t files < <(cd "$W/t1" && find . -type f -printf '%s\t%P\n' | sort -k1,1nr | cut -f2 | head -n 8)
+    for f in "${files[@]}"; do
+        ( cd "$m" && timeout -s KILL "$READ_TIMEOUT" sha256sum -- "$f" >"$out/$(echo "$f" | tr / _).sum" 2>&1 ) & pids+=($!)
+    done
+    for i in 1 2; do   # two more readers of the largest file, racing the first one
+        ( cd "$m" && timeout -s KILL "$READ_TIMEOUT" sha256sum -- "${files[0]}" >"$out/same$i.sum" 2>&1 ) & pids+=($!)
+    done
+    for i in "${pids[@]}"; do wait "$i" || true; done
+    for f in "${files[@]}"; do
+        [ "$(cut -d' ' -f1 "$out/$(echo "$f" | tr / _).sum")" = "$(expected_sum t1 "$f")" ] || { say "MISMATCH $f"; bad=$((bad + 1)); }
+    done
+    for i in 1 2; do
+        [ "$(cut -d' ' -f1 "$out/same$i.sum")" = "$(expected_sum t1 "${files[0]}")" ] || { say "MISMATCH same-file reader $i"; bad=$((bad + 1)); }
+    done
+    [ "$bad" = 0 ] || fail "$bad of ${#pids[@]} concurrent readers got wrong data"
+    say "${#pids[@]} concurrent readers (8 files + 2 on the same file): all sha256 match; events $(stat_of events), fills $(stat_of fills), max latency $(stat_of max_latency_us) us"
+    verify "$m" t1
+    fan_umount "$m"
+    daemon_stop
+}
+
+scen_restart() {
+    make_tree t1 --profile full --big-mib 12 --seed 7
+    img_blobdev rs t1
+    daemon_start
+    fan_mount rs "$W/m"
+    local got
+    got=$(timeout -s KILL "$READ_TIMEOUT" sha256sum "$W/m/big.bin" | cut -d' ' -f1)
+    [ "$got" = "$(expected_sum t1 big.bin)" ] || fail "big.bin wrong before the restart"
+    # Let readahead in flight land first: what is fetched but not yet written would be fetched again.
+    local f1 i
+    for i in $(seq 1 100); do
+        [ "$(stat_of live_events)" = 0 ] && [ "$(stat_of bytes_fetched)" = "$(stat_of bytes_written)" ] && break
+        sleep 0.1
+    done
+    f1=$(stat_of bytes_fetched)
+    say "daemon 1 fetched $f1 bytes for big.bin (and readahead); killing it (SIGKILL) with the mount in place"
+    kill -KILL "$DPID"
+    wait "$DPID" 2>/dev/null || true
+    daemon_start
+    grep -q "re-attaching $W/m" "$DLOG" || fail "the restarted daemon did not re-attach $W/m"
+    drop_caches
+    got=$(timeout -s KILL "$READ_TIMEOUT" sha256sum "$W/m/big.bin" | cut -d' ' -f1)
+    [ "$got" = "$(expected_sum t1 big.bin)" ] || fail "big.bin wrong after the restart"
+    local ev fills
+    ev=$(stat_of events)
+    fills=$(stat_of fills)
+    say "daemon 2: re-reading big.bin cold raised $ev events, $fills of them needed a fill"
+    [ "$ev" -gt 0 ] || fail "re-reading after drop_caches raised no event: the blob was not re-marked"
+    [ "$fills" = 0 ] || fail "daemon 2 did not find big.bin's chunks present ($fills fills)"
+    verify "$W/m" t1
+    local f2 size
+    f2=$(stat_of bytes_fetched)
+    size=$(stat -c %s "$W/blobs/rs.blob")
+    say "whole tree verified: daemon 1 fetched $f1 + daemon 2 fetched $f2 bytes = blob size $size"
+    [ "$f2" -gt 0 ] || fail "the rest of the tree needed no fetch?"
+    [ $((f1 + f2)) = "$size" ] || fail "some chunks were fetched twice (or never): $f1 + $f2 != $size"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+scen_hold() {
+    make_tree t1 --profile full --big-mib 12 --seed 8
+    img_blobdev hd t1
+    daemon_start hold
+    local holder=$DPID child
+    fan_mount hd "$W/m"
+    local got
+    got=$(timeout -s KILL "$READ_TIMEOUT" sha256sum "$W/m/a/f00-1.bin" | cut -d' ' -f1)
+    child=$(stat_of pid)
+    say "holder $holder, daemon $child; killing the daemon (SIGKILL)"
+    kill -KILL "$child"
+    for _ in $(seq 1 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+    # The group is still open: this read must wait for the next daemon, not read holes.
+    local t0 t1
+    t0=$(date +%s.%N)
+    got=$(timeout -s KILL "$READ_TIMEOUT" sha256sum "$W/m/big.bin" | cut -d' ' -f1)
+    t1=$(date +%s.%N)
+    [ "$got" = "$(expected_sum t1 big.bin)" ] || fail "big.bin read while the daemon was down is WRONG (holes?)"
+    wait_ready "$DLOG" 2
+    say "big.bin read across the crash is correct; it waited $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s for the restarted daemon"
+    grep -q 'hold: daemon killed by signal 9; restarting' "$DLOG" || fail "the holder did not restart the daemon"
+    verify "$W/m" t1
+    fan_umount "$W/m"
+    daemon_stop     # SIGTERM to the holder: forwarded, the daemon exits 0, so does the holder
+}
+
+scen_reuse() {
+    make_tree t1 --profile full --big-mib 8 --seed 9
+    img_nydus re t1 lz4_block
+    daemon_start
+    fan_mount re "$W/m"
+    verify "$W/m" t1
+    fan_umount "$W/m"
+    local e1 f1
+    e1=$(stat_of events)
+    f1=$(stat_of fetches)
+    drop_caches
+    fan_mount re "$W/m"
+    verify "$W/m" t1
+    say "pass 1: $e1 events, $f1 fetches; pass 2 (umount, mount): $(( $(stat_of events) - e1 )) events, $(( $(stat_of fetches) - f1 )) fetches"
+    [ "$(stat_of fetches)" = "$f1" ] || fail "the second mount fetched again"
+    [ "$(stat_of events)" = "$e1" ] || fail "a complete blob still raised events (it should not be marked)"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+scen_errors() {
+    make_tree t1 --profile small --big-mib 1 --seed 10
+    img_blobdev ok t1
+    img_blobdev gone t1
+    rm "$W/blobs/gone.blob"
+    daemon_start
+    local out rc=0
+    mkdir -p "$W/m"
+    out=$(ctl mount no-such-image "$W/m" 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "mounting an unknown fsid succeeded"
+    say "unknown fsid: $out"
+    rc=0
+    out=$(ctl mount gone "$W/m" 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "mounting an image whose blob is missing succeeded"
+    say "missing blob: $out"
+    mountpoint -q "$W/m" && fail "a failed mount left $W/m mounted"
+    rc=0
+    out=$(ctl umount "$W/m" 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "umount of a directory the daemon did not mount succeeded"
+    fan_mount ok "$W/m"
+    rc=0
+    out=$(ctl mount ok "$W/m" 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "a second mount on the same directory succeeded"
+    verify "$W/m" t1
+    fan_umount "$W/m"
+    daemon_stop
+}
+
+# frontend: auto picks fanotify where /dev/cachefiles is missing; explicit
+# choices that cannot work fail at once with the reason.
+scen_frontend_choice() {
+    make_tree t1 --profile small --big-mib 1 --seed 11
+    img_blobdev fc t1
+    daemon_start    # writes cfg.yaml (frontend: fanotify)
+    daemon_stop
+    local out rc
+    sed 's/^frontend: fanotify$/frontend: auto/' "$W/cfg.yaml" >"$W/auto.yaml"
+    if [ ! -e /dev/cachefiles ]; then
+        "$CFN_DAEMON" --config "$W/auto.yaml" --log-file "$W/auto.log" </dev/null >/dev/null 2>&1 & DPID=$!
+        PIDS+=("$DPID")
+        wait_ready "$W/auto.log"
+        grep -q 'frontend auto: using fanotify' "$W/auto.log" || fail "auto did not choose fanotify without /dev/cachefiles"
+        say "frontend auto without /dev/cachefiles: $(grep -o 'frontend auto: using [a-z]*' "$W/auto.log")"
+        daemon_stop
+        rc=0
+        out=$(timeout 20 "$CFN_DAEMON" --config "$W/auto.yaml" --frontend fscache 2>&1) || rc=$?
+        [ "$rc" != 0 ] || fail "--frontend fscache started without /dev/cachefiles"
+        case "$out" in *"/dev/cachefiles"*) say "frontend fscache: $(echo "$out" | tail -n 1 | cut -c 26-)" ;;
+            *) fail "--frontend fscache failed without naming /dev/cachefiles: $out" ;; esac
+    else
+        say "/dev/cachefiles exists here: not checking auto's fallback"
+    fi
+    if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+        sed "s|^cache_dir: .*|cache_dir: /dev/shm/cfn-fan-test-$$|" "$W/cfg.yaml" >"$W/tmpfs.yaml"
+        rc=0
+        out=$(timeout 20 "$CFN_DAEMON" --config "$W/tmpfs.yaml" 2>&1) || rc=$?
+        rm -rf "/dev/shm/cfn-fan-test-$$"
+        [ "$rc" != 0 ] || fail "a cache_dir on tmpfs was accepted"
+        case "$out" in *"ext4, xfs or btrfs"*) say "cache_dir on tmpfs: $(echo "$out" | tail -n 1 | cut -c 26-)" ;;
+            *) fail "a cache_dir on tmpfs failed without saying why: $out" ;; esac
+    fi
+}
+
+case "$SCEN" in
+    plain) scen_plain ;;
+    blobdev) scen_blobdev ;;
+    nydus-none) scen_nydus none ;;
+    nydus-lz4) scen_nydus lz4_block ;;
+    nydus-zstd) scen_nydus zstd ;;
+    nydus-zstd-sha256) scen_nydus zstd sha256 ;;
+    corrupt) scen_corrupt ;;
+    short-blob) scen_short_blob ;;
+    readers8) scen_readers8 ;;
+    restart) scen_restart ;;
+    hold) scen_hold ;;
+    reuse) scen_reuse ;;
+    errors) scen_errors ;;
+    frontend-choice) scen_frontend_choice ;;
+    *) fail "unknown scenario $SCEN" ;;
+esac
+echo "PASS: $SCEN"
