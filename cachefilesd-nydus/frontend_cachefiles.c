@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -432,6 +433,24 @@ static void device_arm(CachefilesFrontend *fe)
     }
 }
 
+static int mkdir_parents(const char *path, mode_t mode)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return -ENAMETOOLONG;
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *p = c;
+        if (!c)
+            return 0;
+    }
+}
+
 static int write_setup_cmd(CachefilesFrontend *fe, const char *cmd, int n)
 {
     if (n < 0)
@@ -446,6 +465,12 @@ static int cf_start(Frontend *base)
     char cmd[4200];
     int r;
 
+    /* cachefiles needs the directory to exist; make it like `mkdir -p`. */
+    r = mkdir_parents(cfg->cache_dir, 0700);
+    if (r < 0) {
+        log_error("cannot create the cache directory %s: %s", cfg->cache_dir, strerror(-r));
+        return r;
+    }
     r = write_setup_cmd(fe, cmd, cachefiles_cmd_dir(cmd, sizeof(cmd), cfg->cache_dir));
     if (r < 0) {
         log_error("cachefiles: 'dir %s' failed: %s", cfg->cache_dir, strerror(-r));

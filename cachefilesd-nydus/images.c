@@ -265,6 +265,17 @@ static void open_blob_sized(BackendRequest *breq, int res)
     }
     /* The size the image declares wins: the cache file size must be deterministic. */
     uint64_t size = src->declared_size ? src->declared_size : breq->size;
+    /*
+     * erofs images and their raw data blobs are whole 4 KiB blocks. A partial
+     * last block means the blob was cut short: serve only the whole blocks so
+     * that reads of the cut one fail instead of returning zero padding as data.
+     */
+    if (!src->declared_size && size % CFN_PAGE_SIZE) {
+        snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes, not a whole number of 4 KiB "
+                 "blocks: it looks truncated; reads of its last %" PRIu64 " bytes will fail",
+                 src->backend_id, size, size % CFN_PAGE_SIZE);
+        size = cfn_align_down(size, CFN_PAGE_SIZE);
+    }
     if (src->declared_size && breq->size < src->declared_size)
         snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes but the image declares %" PRIu64
                  "; reads past its end will fail", src->backend_id, breq->size, src->declared_size);

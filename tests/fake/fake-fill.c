@@ -49,8 +49,8 @@ int main(int argc, char **argv)
     const char *backend = getenv("FAKE_FILL_BACKEND"), *window = getenv("FAKE_FILL_WINDOW");
     snprintf(local, sizeof(local), "{type: localfs, dir: %s}", blob_dir);
     snprintf(text, sizeof(text),
-             "cache_dir: /nonexistent\nwork_dir: %s\nthreads: 2\nread_window: %s\nmerge_limit: 64MiB\n"
-             "images:\n  - fsid: image\n    bootstrap: %s\n    backend: %s\n", work, window ? window : "128KiB",
+             "cache_dir: %s/cache\nwork_dir: %s\nthreads: 2\nread_window: %s\nmerge_limit: 64MiB\n"
+             "images:\n  - fsid: image\n    bootstrap: %s\n    backend: %s\n", work, work, window ? window : "128KiB",
              boot, backend ? backend : local);
     Config *cfg;
     Daemon *d;
