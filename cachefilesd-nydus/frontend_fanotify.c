@@ -272,26 +272,12 @@ static void blob_unref(FanBlob *b)
     blob_cache_close(b->cache, blob_released, b);
 }
 
-static uint32_t chunk_lower_bound(const BlobInfo *blob, uint64_t off)
-{
-    uint32_t lo = 0, hi = blob->chunk_count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        const BlobChunkInfo *c = &blob->chunks[mid];
-        if (c->uncompressed_offset + c->uncompressed_size <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static bool blob_range_ready(const FanBlob *b, uint64_t off, uint64_t end)
 {
     const BlobInfo *info = b->info;
     if (b->ready_chunks == info->chunk_count)
         return true;
-    for (uint32_t i = chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
+    for (uint32_t i = blob_chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
         if (!b->ready[i])
             return false;
     return true;
@@ -313,7 +299,7 @@ static void blob_check_complete(FanBlob *b)
 static void blob_set_ready(FanBlob *b, uint64_t off, uint64_t end)
 {
     const BlobInfo *info = b->info;
-    for (uint32_t i = chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
+    for (uint32_t i = blob_chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
         if (!b->ready[i]) {
             b->ready[i] = 1;
             b->ready_chunks++;

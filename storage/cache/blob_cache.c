@@ -425,21 +425,6 @@ static Fetch *fetch_new(BlobCache *bc, uint32_t first, uint32_t last)
     return f;
 }
 
-/* First chunk whose data ends after `off` (chunks are sorted and disjoint). */
-static uint32_t chunk_lower_bound(const BlobInfo *blob, uint64_t off)
-{
-    uint32_t lo = 0, hi = blob->chunk_count;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        const BlobChunkInfo *c = &blob->chunks[mid];
-        if (c->uncompressed_offset + c->uncompressed_size <= off)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
 static bool can_extend(const BlobCache *bc, const Fetch *f, uint32_t i)
 {
     const BlobChunkInfo *prev = &bc->blob->chunks[f->last];
@@ -496,7 +481,7 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req)
 
     Fetch *building = NULL;
     int error = 0;
-    for (uint32_t i = chunk_lower_bound(blob, win_lo);
+    for (uint32_t i = blob_chunk_lower_bound(blob, win_lo);
          i < blob->chunk_count && blob->chunks[i].uncompressed_offset < win_hi; i++) {
         const BlobChunkInfo *c = &blob->chunks[i];
         bool needed = c->uncompressed_offset < end && c->uncompressed_offset + c->uncompressed_size > req->off;

@@ -66,19 +66,25 @@ BlobInfo *blob_info_free(BlobInfo *blob)
     return NULL;
 }
 
-int64_t blob_find_chunk(const BlobInfo *blob, uint64_t off)
+uint32_t blob_chunk_lower_bound(const BlobInfo *blob, uint64_t off)
 {
     uint32_t lo = 0, hi = blob->chunk_count;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         const BlobChunkInfo *c = &blob->chunks[mid];
-        if (off < c->uncompressed_offset)
-            hi = mid;
-        else if (off >= c->uncompressed_offset + c->uncompressed_size)
+        if (c->uncompressed_offset + c->uncompressed_size <= off)
             lo = mid + 1;
         else
-            return mid;
+            hi = mid;
     }
+    return lo;
+}
+
+int64_t blob_find_chunk(const BlobInfo *blob, uint64_t off)
+{
+    uint32_t i = blob_chunk_lower_bound(blob, off);
+    if (i < blob->chunk_count && blob->chunks[i].uncompressed_offset <= off)
+        return i;
     return -ENOENT;
 }
 

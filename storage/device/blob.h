@@ -93,6 +93,9 @@ int blob_info_new_raw(BlobInfo **ret, const char *id, uint64_t size, uint32_t ch
 int blob_info_new(BlobInfo **ret, const char *id, uint32_t chunk_count);
 BlobInfo *blob_info_free(BlobInfo *blob);
 
+/* First chunk whose data ends after `off` (chunk_count when none does). */
+uint32_t blob_chunk_lower_bound(const BlobInfo *blob, uint64_t off);
+
 /* Index of the chunk holding uncompressed offset `off`, or -ENOENT (binary search). */
 int64_t blob_find_chunk(const BlobInfo *blob, uint64_t off);
 
