@@ -58,6 +58,7 @@ static const CachefilesDeviceOps real_ops = {
 
 int cachefiles_device_open(CachefilesDevice **ret, const char *path, int fd, char *err, size_t err_len)
 {
+    bool inherited = fd >= 0;
     if (fd < 0) {
         fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
@@ -82,6 +83,7 @@ int cachefiles_device_open(CachefilesDevice **ret, const char *path, int fd, cha
     }
     dev->base.ops = &real_ops;
     dev->base.poll_fd = fd;
+    dev->base.bound = inherited;
     *ret = &dev->base;
     return 0;
 }

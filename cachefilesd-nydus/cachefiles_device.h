@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -25,11 +26,13 @@ typedef struct CachefilesDeviceOps {
 struct CachefilesDevice {
     const CachefilesDeviceOps *ops;
     int poll_fd;                    /* becomes readable when messages may be pending */
+    bool bound;                     /* inherited after dir/bind: take over with "restore" */
 };
 
 /*
- * Open the real device (or adopt an inherited fd when fd >= 0). On failure
- * err explains what the operator must fix.
+ * Open the real device, or adopt an inherited fd (fd >= 0) that a previous
+ * daemon or a holder process already bound. On failure err explains what
+ * the operator must fix.
  */
 int cachefiles_device_open(CachefilesDevice **ret, const char *path, int fd, char *err, size_t err_len);
 

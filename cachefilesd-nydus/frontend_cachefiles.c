@@ -465,6 +465,21 @@ static int cf_start(Frontend *base)
     char cmd[4200];
     int r;
 
+    if (fe->dev->bound) {
+        /*
+         * Failover: the device stayed open across the previous daemon, so
+         * the cache is bound already. "restore" re-queues every request the
+         * old daemon read but never answered; kernels before 6.8 lack it.
+         */
+        r = write_setup_cmd(fe, cmd, cachefiles_cmd_restore(cmd, sizeof(cmd)));
+        if (r == -EOPNOTSUPP || r == -EINVAL)
+            log_warn("cachefiles: this kernel has no 'restore'; requests the previous daemon held are lost");
+        else if (r < 0)
+            log_warn("cachefiles: 'restore' failed: %s", strerror(-r));
+        device_arm(fe);
+        log_info("ready: took over the cache device (%zu image(s))", cfg->n_images);
+        return 0;
+    }
     /* cachefiles needs the directory to exist; make it like `mkdir -p`. */
     r = mkdir_parents(cfg->cache_dir, 0700);
     if (r < 0) {

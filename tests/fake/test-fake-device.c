@@ -523,6 +523,36 @@ static void test_nydus_fixture(void) { nydus_fixture_run(-1); }
 /* A byte inside chunk 0's zstd frame (the blob holds chunk 0 at [0, 4828)). */
 static void test_nydus_fixture_corrupt_chunk(void) { nydus_fixture_run(2000); }
 
+/* A device inherited from a previous daemon is taken over with "restore", never re-bound. */
+static void test_takeover_restores(void)
+{
+    Env e;
+    env_init(&e);
+    char path[128], yaml[512], text[1024], err[512];
+    snprintf(path, sizeof(path), "%s/plain.img", e.dir);
+    uint8_t *src = write_image(path, 64 * 4096, 11, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
+    snprintf(text, sizeof(text), "cache_dir: %s/cache\nimages:\n%s", e.dir, yaml);
+    CHECK_EQ_INT(config_parse(&e.cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
+    CHECK_EQ_INT(daemon_new(&e.d, e.cfg, err, sizeof(err)), 0);
+    e.dev = fake_device_new();
+    fake_device_base(e.dev)->bound = true;
+    CHECK_EQ_INT(daemon_start_cachefiles(e.d, fake_device_base(e.dev)), 0);
+    CHECK_EQ_INT(fake_device_n_cmds(e.dev), 1);
+    CHECK(strcmp(fake_device_cmd(e.dev, 0), "restore") == 0);
+    /* The re-sent OPEN and READ are served as usual. */
+    int fd = open_cache_file(&e, "plain", 64 * 4096);
+    fake_device_push_open(e.dev, 7, 21, "erofs,plain.img", "plain.img", fd);
+    int64_t copen = 0;
+    run_until_copen(&e, 7, &copen);
+    CHECK_EQ_INT(copen, 64 * 4096);
+    fake_device_push_read(e.dev, 8, 21, 0, 4096);
+    run_until_completed(&e, 8, 1);
+    CHECK(range_equals(fd, src, 0, 4096));
+    env_stop(&e);
+    free(src);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -543,6 +573,7 @@ int main(void)
     RUN(test_deadline);
     RUN(test_nydus_fixture);
     RUN(test_nydus_fixture_corrupt_chunk);
+    RUN(test_takeover_restores);
     RUN(test_bad_config_is_reported);
     return TEST_EXIT();
 }

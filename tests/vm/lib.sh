@@ -82,7 +82,8 @@ daemon_start() {
     # The kernel's "dir" wants an existing directory; whether the daemon
     # creates it is not what these scenarios test.
     mkdir -p "$CFN_VM_CACHE/$name"
-    "$DAEMON" --config "$cfg" --log-level "${DAEMON_LOG_LEVEL:-debug}" --log-file "$DLOG" \
+    # shellcheck disable=SC2086 # DAEMON_EXTRA_ARGS is a word list
+    "$DAEMON" --config "$cfg" --log-level "${DAEMON_LOG_LEVEL:-debug}" --log-file "$DLOG" ${DAEMON_EXTRA_ARGS:-} \
         >"$SCEN_DIR/daemon-$name.stderr" 2>&1 &
     DAEMON_PID=$!
     echo "$DAEMON_PID" >"$SCEN_DIR/daemon.pid"
