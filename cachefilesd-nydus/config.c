@@ -42,14 +42,26 @@ static int fail(Parser *p, const yaml_node_t *node, const char *path, const char
     return -EINVAL;
 }
 
-int config_parse_size(const char *s, uint64_t *out)
+/* A leading unsigned decimal number; *rest points at what follows it. */
+static int parse_digits(const char *s, uint64_t *v, const char **rest)
 {
     char *end;
     if (!*s || *s == '-' || *s == ' ')
         return -EINVAL;
     errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
+    unsigned long long n = strtoull(s, &end, 10);
     if (errno || end == s)
+        return -EINVAL;
+    *v = n;
+    *rest = end;
+    return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    uint64_t v;
+    const char *end;
+    if (parse_digits(s, &v, &end) < 0)
         return -EINVAL;
     static const struct { const char *suffix; uint64_t mul; } units[] = {
         { "", 1 }, { "b", 1 }, { "k", 1ull << 10 }, { "kib", 1ull << 10 }, { "kb", 1ull << 10 },
@@ -58,7 +70,7 @@ int config_parse_size(const char *s, uint64_t *out)
     };
     for (size_t i = 0; i < CFN_ARRAY_SIZE(units); i++) {
         if (strcasecmp(end, units[i].suffix) == 0) {
-            if (__builtin_mul_overflow((uint64_t)v, units[i].mul, out))
+            if (__builtin_mul_overflow(v, units[i].mul, out))
                 return -ERANGE;
             return 0;
         }
@@ -68,12 +80,9 @@ int config_parse_size(const char *s, uint64_t *out)
 
 int config_parse_duration_ms(const char *s, uint64_t *out)
 {
-    char *end;
-    if (!*s || *s == '-' || *s == ' ')
-        return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
+    uint64_t v;
+    const char *end;
+    if (parse_digits(s, &v, &end) < 0)
         return -EINVAL;
     uint64_t mul;
     if (strcmp(end, "ms") == 0)
@@ -84,7 +93,7 @@ int config_parse_duration_ms(const char *s, uint64_t *out)
         mul = 60000;
     else
         return -EINVAL;
-    if (__builtin_mul_overflow((uint64_t)v, mul, out))
+    if (__builtin_mul_overflow(v, mul, out))
         return -ERANGE;
     return 0;
 }
@@ -195,15 +204,8 @@ static int get_u64(Parser *p, const yaml_node_t *n, const char *path, int (*pars
 
 static int parse_plain_number(const char *s, uint64_t *out)
 {
-    char *end;
-    if (!*s || *s == '-' || *s == ' ')
-        return -EINVAL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -EINVAL;
-    *out = v;
-    return 0;
+    const char *end;
+    return parse_digits(s, out, &end) < 0 || *end ? -EINVAL : 0;
 }
 
 /* Iterate a mapping: for each pair, key string and value node. */
