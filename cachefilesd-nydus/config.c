@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "storage/util/macros.h"
+#include "storage/device/rafs_bootstrap.h"
 
 #define CONFIG_MAX_BYTES (1u << 20)
 #define CONFIG_MAX_IMAGES 4096
@@ -354,6 +355,10 @@ static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfi
             r = get_name(p, val, sub, &img->domain_id);
         } else if (strcmp(key, "bootstrap") == 0) {
             r = get_path(p, val, sub, &img->bootstrap);
+        } else if (strcmp(key, "bootstrap_blob") == 0) {
+            r = get_name(p, val, sub, &img->bootstrap_blob);
+            if (r == 0 && !rafs_bootstrap_id_valid(img->bootstrap_blob))
+                r = fail(p, val, sub, "not a blob id (at most 64 of [A-Za-z0-9._-])");
         } else if (strcmp(key, "prefill_bootstrap") == 0) {
             bool b;
             r = get_bool(p, val, sub, &b);
@@ -386,8 +391,12 @@ static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfi
     }
     if (!img->fsid)
         return fail(p, map, path, "missing 'fsid'");
-    if (!img->bootstrap)
-        return fail(p, map, path, "missing 'bootstrap'");
+    if (!img->bootstrap && !img->bootstrap_blob)
+        return fail(p, map, path, "missing 'bootstrap' (or 'bootstrap_blob')");
+    if (img->bootstrap && img->bootstrap_blob)
+        return fail(p, map, path, "give 'bootstrap' or 'bootstrap_blob', not both");
+    if (img->bootstrap_blob && !have_backend)
+        return fail(p, map, path, "'bootstrap_blob' needs a 'backend' to fetch the blob from");
     if (!have_backend) {
         /* Data blobs default to the bootstrap's own directory. */
         img->backend.type = BACKEND_TYPE_LOCALFS;
@@ -594,6 +603,7 @@ Config *config_free(Config *cfg)
         free(img->fsid);
         free(img->domain_id);
         free(img->bootstrap);
+        free(img->bootstrap_blob);
         free(img->backend.dir);
         free(img->backend.where);
         config_node_clear(&img->backend.fields);

@@ -44,6 +44,7 @@ typedef struct ImageConfig {
     char *fsid;                     /* mount -o fsid= */
     char *domain_id;                /* mount -o domain_id=, or NULL */
     char *bootstrap;                /* local file served for the fsid cookie */
+    char *bootstrap_blob;           /* or: the data blob that carries it (inline_bootstrap.h) */
     int prefill_bootstrap;          /* -1 auto (when the image has data blobs), 0 no, 1 yes */
     BackendConfig backend;
     /* fanotify: blob names of the device-table slots, in order, for images whose

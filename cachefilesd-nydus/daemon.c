@@ -12,9 +12,10 @@
 
 #include "cachefiles_device.h"
 #include "frontend_fanotify.h"
+#include "inline_bootstrap.h"
 #include "storage/util/log.h"
 
-int daemon_new(Daemon **ret, const Config *cfg, char *err, size_t err_len)
+int daemon_new(Daemon **ret, Config *cfg, char *err, size_t err_len)
 {
     Daemon *d = calloc(1, sizeof(*d));
     if (!d)
@@ -43,6 +44,9 @@ int daemon_new(Daemon **ret, const Config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "cache service: %s", strerror(-r));
         goto fail;
     }
+    r = inline_bootstrap_resolve(cfg, d->loop, err, err_len);
+    if (r < 0)
+        goto fail;
     r = image_registry_new(&d->images, cfg, d->loop, d->pool, err, err_len);
     if (r < 0)
         goto fail;

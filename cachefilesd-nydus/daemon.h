@@ -38,8 +38,12 @@ struct Daemon {
     bool stopping;
 };
 
-/* Build the context (loop, workers, cache service, images); err says what failed. */
-int daemon_new(Daemon **ret, const Config *cfg, char *err, size_t err_len);
+/*
+ * Build the context (loop, workers, cache service, images); err says what
+ * failed. Images configured by bootstrap_blob get their bootstrap fetched
+ * here, and cfg records where it was stored.
+ */
+int daemon_new(Daemon **ret, Config *cfg, char *err, size_t err_len);
 Daemon *daemon_free(Daemon *d);
 
 /* Serve fscache mounts through `dev` (ownership taken). */

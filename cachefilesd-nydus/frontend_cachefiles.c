@@ -17,6 +17,7 @@
 
 #include "cachefiles_device.h"
 #include "daemon.h"
+#include "storage/util/fsutil.h"
 #include "storage/util/log.h"
 #include "uapi/cachefiles.h"
 
@@ -433,24 +434,6 @@ static void device_arm(CachefilesFrontend *fe)
     }
 }
 
-static int mkdir_parents(const char *path, mode_t mode)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -ENAMETOOLONG;
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        *p = c;
-        if (!c)
-            return 0;
-    }
-}
-
 static int write_setup_cmd(CachefilesFrontend *fe, const char *cmd, int n)
 {
     if (n < 0)
@@ -481,7 +464,7 @@ static int cf_start(Frontend *base)
         return 0;
     }
     /* cachefiles needs the directory to exist; make it like `mkdir -p`. */
-    r = mkdir_parents(cfg->cache_dir, 0700);
+    r = fs_mkdir_p(cfg->cache_dir, 0700);
     if (r < 0) {
         log_error("cannot create the cache directory %s: %s", cfg->cache_dir, strerror(-r));
         return r;

@@ -7,6 +7,7 @@
  *
  *   fake-fill BOOTSTRAP BLOB_DIR BLOB_ID OUT_CACHE_FILE [WORK_DIR]
  *
+ * BOOTSTRAP "blob:<id>" takes the bootstrap out of that inline-meta blob.
  * FAKE_FILL_BACKEND replaces the localfs backend with a YAML flow mapping
  * (e.g. "{type: registry, host: ..., repo: ...}"); FAKE_FILL_WINDOW sets the
  * read window (default 128KiB). The fill rate is printed at the end.
@@ -50,13 +51,15 @@ int main(int argc, char **argv)
     snprintf(local, sizeof(local), "{type: localfs, dir: %s}", blob_dir);
     snprintf(text, sizeof(text),
              "cache_dir: %s/cache\nwork_dir: %s\nthreads: 2\nread_window: %s\nmerge_limit: 64MiB\n"
-             "images:\n  - fsid: image\n    bootstrap: %s\n    backend: %s\n", work, work, window ? window : "128KiB",
-             boot, backend ? backend : local);
-    Config *cfg;
+             "images:\n  - fsid: image\n    %s: %s\n    backend: %s\n", work, work, window ? window : "128KiB",
+             strncmp(boot, "blob:", 5) ? "bootstrap" : "bootstrap_blob", strncmp(boot, "blob:", 5) ? boot : boot + 5,
+             backend ? backend : local);
+    Config *cfg = NULL;
     Daemon *d;
     if (config_parse(&cfg, "fake-fill.yaml", text, strlen(text), err, sizeof(err)) < 0 ||
         daemon_new(&d, cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "fake-fill: %s\n", err);
+        config_free(cfg);
         return 2;
     }
     FakeDevice *dev = fake_device_new();

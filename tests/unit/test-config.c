@@ -85,6 +85,12 @@ static void test_errors(void)
                  "images[1].fsid", "twice");
     expect_error("cache_dir: /c\n  bad: indent\n", "t.yaml:2", "YAML error");
     expect_error("cache_dir: [1]\n", "cache_dir", "string");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap_blob: abc\n    bootstrap: /b\n"
+                 "    backend: {type: localfs, dir: /d}\n", "images[0]", "not both");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap_blob: abc\n", "images[0]", "needs a 'backend'");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap_blob: "
+                 "0123456789012345678901234567890123456789012345678901234567890123456789\n",
+                 "images[0].bootstrap_blob", "not a blob id");
 }
 
 static void test_units(void)
