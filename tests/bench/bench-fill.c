@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -26,6 +27,8 @@
 #include "storage/util/macros.h"
 
 #define CHUNK (1u << 20)
+
+extern char **environ;
 
 typedef struct Bench {
     bool verify;
@@ -113,6 +116,33 @@ static double zstd_baseline(const Bench *b)
     ZSTD_freeDCtx(dctx);
     free(comp);
     free(out);
+    return (double)b->blob->uncompressed_size / t / (1 << 20);
+}
+
+/*
+ * The same chunks through the zstd command line tool (the blob is a plain
+ * sequence of zstd frames), output to /dev/null: the issue's literal
+ * baseline. 0 when zstd is not installed.
+ */
+static double zstd_cli_baseline(const Bench *b)
+{
+    int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (devnull < 0)
+        return 0;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, devnull, STDOUT_FILENO);
+    char *args[] = { "zstd", "-d", "-q", "-c", "--", (char *)b->blob_path, NULL };
+    double t0 = now_s();
+    pid_t pid;
+    int status = -1;
+    if (posix_spawnp(&pid, "zstd", &fa, NULL, args, environ) == 0)
+        waitpid(pid, &status, 0);
+    double t = now_s() - t0;
+    posix_spawn_file_actions_destroy(&fa);
+    close(devnull);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return 0;
     return (double)b->blob->uncompressed_size / t / (1 << 20);
 }
 
@@ -255,6 +285,7 @@ int main(int argc, char **argv)
            b.blob->compressed_size / 1048576.0, (double)b.blob->uncompressed_size / b.blob->compressed_size);
 
     double zstd = zstd_baseline(&b);
+    double zstd_cli = zstd_cli_baseline(&b);
     double one, many, fetches1, fetchesn;
     long rss1, rssn;
     if (zstd <= 0 || run_fill(&b, 1, &one, &rss1, &fetches1) < 0 || run_fill(&b, workers, &many, &rssn, &fetchesn) < 0) {
@@ -262,11 +293,16 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("  chunk verification: %s\n", b.verify ? "blake3, on" : "off");
-    printf("  zstd -d, 1 thread (baseline):  %8.1f MiB/s\n", zstd);
+    printf("  zstd -d, 1 thread (baseline):  %8.1f MiB/s  (libzstd in process, input and output in memory)\n", zstd);
     printf("  fill, 1 worker:                %8.1f MiB/s  (%.2fx zstd)  peak RSS %ld KiB  %.0f fetches\n",
            one, one / zstd, rss1, fetches1);
     printf("  fill, %u workers:               %8.1f MiB/s  (%.2fx zstd, goal >= %.2fx)  peak RSS %ld KiB\n",
            workers, many, many / zstd, 0.8 * workers, rssn);
+    if (zstd_cli > 0)
+        printf("  zstd -d command, 1 thread:     %8.1f MiB/s  (fill %u workers = %.2fx of it)\n", zstd_cli,
+               workers, many / zstd_cli);
+    else
+        printf("  zstd -d command:               not installed\n");
     unlink(b.blob_path);
     blob_info_free(b.blob);
     return 0;
