@@ -74,13 +74,11 @@ static int get_u32(Ctx *c, const ConfigNode *map, const char *key, uint32_t max,
     const ConfigNode *n = config_node_get(map, key);
     if (!n)
         return 0;
-    char *end;
-    unsigned long long v;
-    if (n->kind != CONFIG_NODE_SCALAR || !n->value[0] || n->value[0] == '-' ||
-        (errno = 0, v = strtoull(n->value, &end, 10), errno || *end))
+    uint64_t v;
+    if (n->kind != CONFIG_NODE_SCALAR || config_parse_number(n->value, &v) < 0)
         return fail(c, n, key, "expected a whole number");
     if (v > max)
-        return fail(c, n, key, "%llu is larger than %" PRIu32, v, max);
+        return fail(c, n, key, "%" PRIu64 " is larger than %" PRIu32, v, max);
     *out = (uint32_t)v;
     return 0;
 }

@@ -203,7 +203,7 @@ static int get_u64(Parser *p, const yaml_node_t *n, const char *path, int (*pars
     return 0;
 }
 
-static int parse_plain_number(const char *s, uint64_t *out)
+int config_parse_number(const char *s, uint64_t *out)
 {
     const char *end;
     return parse_digits(s, out, &end) < 0 || *end ? -EINVAL : 0;
@@ -426,7 +426,7 @@ static int parse_root(Parser *p, Config *cfg)
         } else if (strcmp(key, "tag") == 0) {
             r = get_name(p, val, key, &cfg->tag);
         } else if (strcmp(key, "threads") == 0) {
-            r = get_u64(p, val, key, parse_plain_number, 1, 256, &v);
+            r = get_u64(p, val, key, config_parse_number, 1, 256, &v);
             cfg->threads = (unsigned)v;
         } else if (strcmp(key, "read_window") == 0) {
             r = get_u64(p, val, key, config_parse_size, 0, 64u << 20, &v);

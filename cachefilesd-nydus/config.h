@@ -86,6 +86,8 @@ Config *config_free(Config *cfg);
 void config_node_clear(ConfigNode *n);
 const ConfigNode *config_node_get(const ConfigNode *map, const char *key);
 
+/* "4096" -> 4096: digits only, no sign, no suffix. */
+int config_parse_number(const char *s, uint64_t *out);
 /* "1MiB", "512k", "4096" -> bytes; "30s", "250ms", "2m", "10" (seconds) -> ms. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
