@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 #include "cachefiles.h"
+#include "why.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -7,18 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int reject(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int reject(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return -EBADMSG;
-}
+#define reject(why, why_len, ...) why_fail(-EBADMSG, why, why_len, __VA_ARGS__)
 
 /* Keys become directory names in the cache and log fields: printable only. */
 static int copy_key(char *dst, const uint8_t *src, uint32_t len)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 #include "erofs.h"
+#include "why.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -8,18 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int bad(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int bad(char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return -EBADMSG;
-}
+#define bad(why, why_len, ...) why_fail(-EBADMSG, why, why_len, __VA_ARGS__)
 
 int erofs_image_parse(const void *buf, size_t len, ErofsImageInfo *out, size_t *need,
                       char *why, size_t why_len)

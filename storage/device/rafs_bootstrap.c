@@ -11,21 +11,11 @@
 
 #include "storage/util/macros.h"
 #include "uapi/erofs.h"
+#include "uapi/why.h"
 
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...) _printf_(4, 5);
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
 
-#define BAD(...) fail(-EBADMSG, why, why_len, __VA_ARGS__)
-#define UNSUPPORTED(...) fail(-ENOTSUP, why, why_len, __VA_ARGS__)
+#define BAD(...) why_fail(-EBADMSG, why, why_len, __VA_ARGS__)
+#define UNSUPPORTED(...) why_fail(-ENOTSUP, why, why_len, __VA_ARGS__)
 
 /* Absolute offsets of the fields named in messages. */
 #define SB_OFF(f) (EROFS_SUPER_OFFSET + offsetof(struct erofs_super_block_disk, f))

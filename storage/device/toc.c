@@ -11,23 +11,13 @@
 
 #include "storage/device/blob_meta.h"
 #include "storage/util/macros.h"
+#include "uapi/why.h"
 
 /* Bounds for what an untrusted entry can make us allocate. */
 #define TOC_MAX_BOOTSTRAP_SIZE (UINT64_C(1) << 30)
 
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...) _printf_(4, 5);
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
 
-#define BAD(...) fail(-EBADMSG, why, why_len, __VA_ARGS__)
+#define BAD(...) why_fail(-EBADMSG, why, why_len, __VA_ARGS__)
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -174,7 +164,7 @@ static int sha256(CodecCtx *codec, const void *p, size_t n, uint8_t out[32], con
 {
     int r = codec_digest(codec, BLOB_DIGEST_SHA256, p, n, out);
     if (r < 0)
-        return fail(r, why, why_len, "sha256 of %s: %s", what, strerror(-r));
+        return why_fail(r, why, why_len, "sha256 of %s: %s", what, strerror(-r));
     return 0;
 }
 
@@ -304,7 +294,7 @@ static int extract(CodecCtx *codec, const Toc *toc, const char *name, const void
     int r;
 
     if (!e)
-        return fail(-ENOENT, why, why_len, "the blob TOC has no %s entry", name);
+        return why_fail(-ENOENT, why, why_len, "the blob TOC has no %s entry", name);
     r = toc_entry_range(toc, e, &off, &n, why, why_len);
     if (r < 0)
         return r;
@@ -328,14 +318,14 @@ static int extract(CodecCtx *codec, const Toc *toc, const char *name, const void
     case BLOB_COMP_ZSTD:
         r = codec_decompress(codec, BLOB_COMP_ZSTD, buf, len, p, usize);
         if (r < 0) {
-            r = fail(r == -ENOMEM ? r : -EBADMSG, why, why_len, "TOC entry %s: zstd data at %" PRIu64 " does not decompress to %zu bytes",
+            r = why_fail(r == -ENOMEM ? r : -EBADMSG, why, why_len, "TOC entry %s: zstd data at %" PRIu64 " does not decompress to %zu bytes",
                      name, off, usize);
             goto fail;
         }
         break;
     default:
         /* nydusd cannot extract lz4_block entries either. */
-        r = fail(-ENOTSUP, why, why_len, "TOC entry %s: lz4_block entries are not supported", name);
+        r = why_fail(-ENOTSUP, why, why_len, "TOC entry %s: lz4_block entries are not supported", name);
         goto fail;
     }
     if (e->has_digest) {
@@ -392,7 +382,7 @@ int toc_verify_blob_meta(CodecCtx *codec, const Toc *toc, const BlobInfo *blob, 
     uint8_t d[32];
     int r = blob_meta_raw(blob, &ci, &ci_len, &hdr);
     if (r < 0)
-        return fail(r, why, why_len, "blob %s has no parsed blob meta", blob->id);
+        return why_fail(r, why, why_len, "blob %s has no parsed blob meta", blob->id);
 
     const struct rafs_ci_header_disk *h = (const void *)hdr;
     uint64_t ci_off = le64toh(h->s_ci_offset), ci_csize = le64toh(h->s_ci_compressed_size);
