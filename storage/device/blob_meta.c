@@ -15,6 +15,7 @@
 
 #include "storage/util/macros.h"
 #include "uapi/rafs.h"
+#include "uapi/why.h"
 
 /* Our own bound for BATCH/ZRAN tables (entries + contexts + dictionaries). */
 #define BLOB_META_MAX_CI_SIZE (UINT64_C(1) << 30)
@@ -30,20 +31,8 @@ typedef struct BlobMetaPrivate {
     BlobMetaZran *zrans;
 } BlobMetaPrivate;
 
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...) _printf_(4, 5);
-static int fail(int err, char *why, size_t why_len, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
-
-#define BAD(...) fail(-EBADMSG, why, why_len, __VA_ARGS__)
-#define UNSUPPORTED(...) fail(-ENOTSUP, why, why_len, __VA_ARGS__)
+#define BAD(...) why_fail(-EBADMSG, why, why_len, __VA_ARGS__)
+#define UNSUPPORTED(...) why_fail(-ENOTSUP, why, why_len, __VA_ARGS__)
 
 static void priv_free(void *p)
 {
@@ -428,7 +417,7 @@ fail:
 static int check_target(const RafsBlob *rb, const BlobInfo *blob, char *why, size_t why_len)
 {
     if (blob->chunk_count != rb->chunk_count || (rb->chunk_count && !blob->chunks))
-        return fail(-EINVAL, why, why_len, "blob %s: BlobInfo has %" PRIu32 " chunks, bootstrap says %" PRIu32,
+        return why_fail(-EINVAL, why, why_len, "blob %s: BlobInfo has %" PRIu32 " chunks, bootstrap says %" PRIu32,
                     rb->id, blob->chunk_count, rb->chunk_count);
     return check_servable(rb, why, why_len);
 }
@@ -457,7 +446,7 @@ int blob_meta_parse(CodecCtx *codec, const RafsBlob *rb, const void *buf, size_t
         r = codec_decompress(codec, rb->ci_compressor, buf, csize, ci, usize);
         if (r < 0) {
             free(ci);
-            return fail(r == -ENOTSUP || r == -ENOMEM ? r : -EBADMSG, why, why_len,
+            return why_fail(r == -ENOTSUP || r == -ENOMEM ? r : -EBADMSG, why, why_len,
                         "blob %s: ci table @%" PRIu64 " (+%zu, %s) does not decompress to %zu bytes: %s", rb->id,
                         rb->ci_offset, csize, blob_compressor_name(rb->ci_compressor), usize, strerror(-r));
         }
@@ -487,10 +476,10 @@ int blob_meta_parse_cache(const RafsBlob *rb, const void *buf, size_t len, BlobI
 static int meta_path(char *out, size_t out_len, const char *dir, const char *id, char *why, size_t why_len)
 {
     if (!rafs_bootstrap_id_valid(id))
-        return fail(-EINVAL, why, why_len, "blob id \"%.64s\" is not a safe file name", id);
+        return why_fail(-EINVAL, why, why_len, "blob id \"%.64s\" is not a safe file name", id);
     int n = snprintf(out, out_len, "%s/%s.blob.meta", dir, id);
     if (n < 0 || (size_t)n >= out_len)
-        return fail(-ENAMETOOLONG, why, why_len, "path of %s.blob.meta in %s is too long", id, dir);
+        return why_fail(-ENAMETOOLONG, why, why_len, "path of %s.blob.meta in %s is too long", id, dir);
     return 0;
 }
 
@@ -508,11 +497,11 @@ int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, ch
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         r = -errno;
-        return fail(r, why, why_len, "open %s: %s", path, strerror(-r));
+        return why_fail(r, why, why_len, "open %s: %s", path, strerror(-r));
     }
     if (fstat(fd, &st) < 0) {
         r = -errno;
-        return fail(r, why, why_len, "stat %s: %s", path, strerror(-r));
+        return why_fail(r, why, why_len, "stat %s: %s", path, strerror(-r));
     }
     uint64_t want = blob_meta_cache_size(rb);
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != want)
@@ -527,7 +516,7 @@ int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, ch
             continue;
         if (n < 0) {
             r = -errno;
-            return fail(r, why, why_len, "read %s: %s", path, strerror(-r));
+            return why_fail(r, why, why_len, "read %s: %s", path, strerror(-r));
         }
         if (n == 0)
             return BAD("%s shrank while reading (%zu of %" PRIu64 " bytes)", path, done, want);
@@ -559,18 +548,18 @@ int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_
     int r;
 
     if (!m || blob->meta_private_free != priv_free)
-        return fail(-EINVAL, why, why_len, "blob %s has no parsed blob meta to save", blob->id);
+        return why_fail(-EINVAL, why, why_len, "blob %s has no parsed blob meta to save", blob->id);
     r = meta_path(path, sizeof(path), dir, blob->id, why, why_len);
     if (r < 0)
         return r;
     int n = snprintf(tmp, sizeof(tmp), "%s/.%s.blob.meta.XXXXXX", dir, blob->id);
     if (n < 0 || (size_t)n >= sizeof(tmp))
-        return fail(-ENAMETOOLONG, why, why_len, "temporary path in %s is too long", dir);
+        return why_fail(-ENAMETOOLONG, why, why_len, "temporary path in %s is too long", dir);
 
     _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         r = -errno;
-        return fail(r, why, why_len, "create %s: %s", tmp, strerror(-r));
+        return why_fail(r, why, why_len, "create %s: %s", tmp, strerror(-r));
     }
     size_t pad = (size_t)(cfn_align_up(m->ci_len, RAFS_BLOCK_SIZE) - m->ci_len);
     r = write_all(fd, m->ci, m->ci_len);
@@ -586,7 +575,7 @@ int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_
         r = -errno;
     if (r < 0) {
         unlink(tmp);
-        return fail(r, why, why_len, "write %s: %s", path, strerror(-r));
+        return why_fail(r, why, why_len, "write %s: %s", path, strerror(-r));
     }
     /* Make the rename itself durable; a failure here leaves a valid file. */
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
