@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cache_file.h"
+#include "chunk_group.h"
 #include "storage/codec/codec.h"
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
@@ -24,7 +25,16 @@ struct Waiter {
     Waiter *next;
 };
 
-/* One backend read covering chunks [first, last], contiguous in the blob. */
+/*
+ * chunk_res[] of a chunk in [first, last] that this fetch does not own: a
+ * member of one of its batch/zran groups that was already ready.
+ */
+#define CHUNK_RES_SKIP 1
+
+/*
+ * One backend read covering chunks [first, last], whole groups of them
+ * (chunk_group.h), contiguous or overlapping in the blob.
+ */
 struct Fetch {
     BlobCache *bc;
     uint32_t first, last;
@@ -37,7 +47,7 @@ struct Fetch {
     Fetch *next_queued;
     int result;                     /* backend result, then first chunk error */
     char why[160];
-    int chunk_res[];                /* per chunk, set by the worker */
+    int chunk_res[];                /* per chunk, set by the worker (or CHUNK_RES_SKIP) */
 };
 
 struct CacheService {
@@ -47,6 +57,9 @@ struct CacheService {
     uint64_t inflight_bytes;
     Fetch *queue_head, *queue_tail;     /* fetches waiting for buffer budget */
     CacheStats stats;
+    struct SpareBuf *spares;            /* finished fetches' buffers, for the next ones */
+    uint64_t spare_bytes;
+    LoopTimer spare_timer;              /* frees the spares once fetching pauses */
 };
 
 struct BlobCache {
@@ -69,9 +82,14 @@ struct BlobCache {
 
 typedef struct WorkerCtx {
     CodecCtx *codec;
-    void *scratch;
+    void *scratch;                  /* one chunk, 4 KiB-padded, page aligned */
     size_t scratch_size;
+    void *group;                    /* a decoded batch or zran context */
+    size_t group_size;
 } WorkerCtx;
+
+/* Decoded-group buffers above this are freed after use rather than kept per worker. */
+#define GROUP_BUF_KEEP (16u << 20)
 
 static void *worker_ctx_new(void *arg)
 {
@@ -90,6 +108,7 @@ static void worker_ctx_free(void *p)
         return;
     codec_ctx_free(w->codec);
     free(w->scratch);
+    free(w->group);
     free(w);
 }
 
@@ -140,6 +159,8 @@ static bool fetch_is_plain_run(const BlobCache *bc, const Fetch *f)
     const BlobChunkInfo *first = &bc->blob->chunks[f->first];
     for (uint32_t i = f->first; i <= f->last; i++) {
         const BlobChunkInfo *c = &bc->blob->chunks[i];
+        if (f->chunk_res[i - f->first] == CHUNK_RES_SKIP)
+            return false;
         if (c->flags & (BLOB_CHUNK_COMPRESSED | BLOB_CHUNK_BATCH | BLOB_CHUNK_ZRAN | BLOB_CHUNK_ENCRYPTED))
             return false;
         if (c->uncompressed_offset - first->uncompressed_offset != c->compressed_offset - f->coff)
@@ -150,6 +171,157 @@ static bool fetch_is_plain_run(const BlobCache *bc, const Fetch *f)
     return first->uncompressed_offset % CFN_PAGE_SIZE == 0;
 }
 
+static void fetch_plain_run(BlobCache *bc, WorkerCtx *w, Fetch *f)
+{
+    const BlobInfo *blob = bc->blob;
+    int r = 0;
+    for (uint32_t i = f->first; i <= f->last && r == 0; i++) {
+        const BlobChunkInfo *c = &blob->chunks[i];
+        char why[128];
+        r = verify_chunk(bc, w, i, (uint8_t *)f->buf + (c->compressed_offset - f->coff), why, sizeof(why));
+        if (r < 0)
+            snprintf(f->why, sizeof(f->why), "chunk %u: %s", i, why);
+    }
+    if (r == 0 && !atomic_load(&bc->closed)) {
+        r = cache_file_write(bc->fd, f->buf, cfn_align_up(f->clen, CFN_PAGE_SIZE),
+                             blob->chunks[f->first].uncompressed_offset);
+        if (r < 0)
+            snprintf(f->why, sizeof(f->why), "chunks %u-%u: cache write failed: %s", f->first,
+                     f->last, strerror(-r));
+    } else if (r == 0) {
+        r = -ESHUTDOWN;
+    }
+    for (uint32_t i = f->first; i <= f->last; i++)
+        f->chunk_res[i - f->first] = r;
+}
+
+/* Verify chunk i's uncompressed bytes, already at the start of the worker scratch, then pad and write them. */
+static int chunk_store(BlobCache *bc, WorkerCtx *w, uint32_t i, uint8_t *out, char *why, size_t why_len)
+{
+    const BlobChunkInfo *c = &bc->blob->chunks[i];
+    size_t padded = cfn_align_up(c->uncompressed_size, CFN_PAGE_SIZE);
+    int r = verify_chunk(bc, w, i, out, why, why_len);
+    if (r < 0)
+        return r;
+    memset(out + c->uncompressed_size, 0, padded - c->uncompressed_size);
+    if (atomic_load(&bc->closed))
+        return -ESHUTDOWN;
+    r = cache_file_write(bc->fd, out, padded, c->uncompressed_offset);
+    if (r < 0)
+        snprintf(why, why_len, "cache write failed: %s", strerror(-r));
+    return r;
+}
+
+static int fetch_plain_chunk(BlobCache *bc, WorkerCtx *w, Fetch *f, uint32_t i, char *why, size_t why_len)
+{
+    const BlobInfo *blob = bc->blob;
+    const BlobChunkInfo *c = &blob->chunks[i];
+    size_t padded = cfn_align_up(c->uncompressed_size, CFN_PAGE_SIZE);
+    uint8_t *out = worker_scratch(w, padded);
+    if (!out) {
+        snprintf(why, why_len, "no memory for a %zu-byte chunk", padded);
+        return -ENOMEM;
+    }
+    if (c->flags & BLOB_CHUNK_ENCRYPTED) {
+        snprintf(why, why_len, "encrypted chunks are not supported");
+        return -ENOTSUP;
+    }
+    const uint8_t *src = (uint8_t *)f->buf + (c->compressed_offset - f->coff);
+    enum blob_compressor comp = (c->flags & BLOB_CHUNK_COMPRESSED) ? blob->compressor : BLOB_COMP_NONE;
+    int r = codec_decompress(w->codec, comp, src, c->compressed_size, out, c->uncompressed_size);
+    if (r < 0) {
+        snprintf(why, why_len, "%s decompression failed: %s", blob_compressor_name(comp), strerror(-r));
+        return r;
+    }
+    return chunk_store(bc, w, i, out, why, why_len);
+}
+
+static void *worker_group_buf(WorkerCtx *w, size_t size)
+{
+    if (w->group_size < size) {
+        free(w->group);
+        w->group = malloc(size ? size : 1);
+        w->group_size = w->group ? size : 0;
+    }
+    return w->group;
+}
+
+static void worker_group_release(WorkerCtx *w)
+{
+    if (w->group_size > GROUP_BUF_KEEP) {
+        free(w->group);
+        w->group = NULL;
+        w->group_size = 0;
+    }
+}
+
+/* Keep the first failure's reason: the chunk (or for a bad batch/zran context, all its chunks) and why. */
+static void fetch_note_error(Fetch *f, uint32_t i, const ChunkGroup *g, const char *why)
+{
+    if (f->why[0] || !why[0])
+        return;
+    if (i == UINT32_MAX && g->first != g->last)
+        snprintf(f->why, sizeof(f->why), "chunks %u-%u (%s %u): %s", g->first, g->last,
+                 chunk_group_kind_name(g->kind), g->ctx_index, why);
+    else if (i == UINT32_MAX)
+        fetch_note_error(f, g->first, g, why);
+    else if (g->kind == CHUNK_GROUP_PLAIN)
+        snprintf(f->why, sizeof(f->why), "chunk %u: %s", i, why);
+    else
+        snprintf(f->why, sizeof(f->why), "chunk %u (%s %u): %s", i, chunk_group_kind_name(g->kind), g->ctx_index, why);
+}
+
+/*
+ * Decode a batch or zran context once, then slice, verify and write every
+ * member this fetch owns. Bad data fails the members with -EIO.
+ */
+static void fetch_group(BlobCache *bc, WorkerCtx *w, Fetch *f, const ChunkGroup *g)
+{
+    const BlobInfo *blob = bc->blob;
+    char why[128] = "";
+    int gr = 0;
+    uint8_t *dec = NULL;
+
+    /* The planner fetched this range; check it anyway before slicing the buffer. */
+    if (g->coff < f->coff || g->coff - f->coff > f->clen || g->clen > f->clen - (g->coff - f->coff)) {
+        snprintf(why, sizeof(why), "data [%" PRIu64 ", +%u) is outside the fetched [%" PRIu64 ", +%u)", g->coff,
+                 g->clen, f->coff, f->clen);
+        gr = -EIO;
+    } else if (!(dec = worker_group_buf(w, g->out_len))) {
+        snprintf(why, sizeof(why), "no memory for %u decoded bytes", g->out_len);
+        gr = -ENOMEM;
+    } else {
+        gr = chunk_group_decode(w->codec, blob, g, (uint8_t *)f->buf + (g->coff - f->coff), g->clen, dec,
+                                g->out_len, why, sizeof(why));
+    }
+
+    for (uint32_t i = g->first; i <= g->last; i++) {
+        int *res = &f->chunk_res[i - f->first];
+        const BlobChunkInfo *c = &blob->chunks[i];
+        char mwhy[128] = "";
+        size_t off;
+        if (*res == CHUNK_RES_SKIP)
+            continue;
+        if (gr < 0) {
+            *res = gr;
+            fetch_note_error(f, UINT32_MAX, g, why);
+            continue;
+        }
+        uint8_t *out = worker_scratch(w, cfn_align_up(c->uncompressed_size, CFN_PAGE_SIZE));
+        if (!out) {
+            snprintf(mwhy, sizeof(mwhy), "no memory for a %u-byte chunk", c->uncompressed_size);
+            *res = -ENOMEM;
+        } else if ((*res = chunk_group_member(blob, g, i, &off, mwhy, sizeof(mwhy))) == 0) {
+            memcpy(out, dec + off, c->uncompressed_size);
+            *res = chunk_store(bc, w, i, out, mwhy, sizeof(mwhy));
+            if (*res == -EBADMSG)
+                *res = -EIO;        /* a digest mismatch: bad data like the rest */
+        }
+        fetch_note_error(f, i, g, mwhy);
+    }
+    worker_group_release(w);
+}
+
 static void fetch_work(WorkItem *item, void *ctx)
 {
     Fetch *f = cfn_container_of(item, Fetch, work);
@@ -158,69 +330,40 @@ static void fetch_work(WorkItem *item, void *ctx)
     const BlobInfo *blob = bc->blob;
 
     for (uint32_t i = f->first; i <= f->last; i++)
-        f->chunk_res[i - f->first] = -EIO;
+        if (f->chunk_res[i - f->first] != CHUNK_RES_SKIP)
+            f->chunk_res[i - f->first] = -EIO;
     if (!w) {
         snprintf(f->why, sizeof(f->why), "worker has no codec context");
         return;
     }
-
     if (fetch_is_plain_run(bc, f)) {
-        int r = 0;
-        for (uint32_t i = f->first; i <= f->last && r == 0; i++) {
-            const BlobChunkInfo *c = &blob->chunks[i];
-            char why[128];
-            r = verify_chunk(bc, w, i, (uint8_t *)f->buf + (c->compressed_offset - f->coff), why, sizeof(why));
-            if (r < 0)
-                snprintf(f->why, sizeof(f->why), "chunk %u: %s", i, why);
-        }
-        if (r == 0 && !atomic_load(&bc->closed)) {
-            r = cache_file_write(bc->fd, f->buf, cfn_align_up(f->clen, CFN_PAGE_SIZE),
-                                 blob->chunks[f->first].uncompressed_offset);
-            if (r < 0)
-                snprintf(f->why, sizeof(f->why), "chunks %u-%u: cache write failed: %s", f->first,
-                         f->last, strerror(-r));
-        } else if (r == 0) {
-            r = -ESHUTDOWN;
-        }
-        for (uint32_t i = f->first; i <= f->last; i++)
-            f->chunk_res[i - f->first] = r;
+        fetch_plain_run(bc, w, f);
         return;
     }
 
-    for (uint32_t i = f->first; i <= f->last; i++) {
-        const BlobChunkInfo *c = &blob->chunks[i];
-        int *res = &f->chunk_res[i - f->first];
+    for (uint32_t i = f->first; i <= f->last;) {
+        ChunkGroup g;
         char why[128] = "";
-        size_t padded = cfn_align_up(c->uncompressed_size, CFN_PAGE_SIZE);
-        uint8_t *out = worker_scratch(w, padded);
-        if (!out) {
-            *res = -ENOMEM;
-            snprintf(why, sizeof(why), "no memory for a %zu-byte chunk", padded);
-        } else if (c->flags & (BLOB_CHUNK_BATCH | BLOB_CHUNK_ZRAN | BLOB_CHUNK_ENCRYPTED)) {
-            *res = -ENOTSUP;
-            snprintf(why, sizeof(why), "batch, zran and encrypted chunks are not supported yet");
+        int r = chunk_group_of(blob, i, &g, why, sizeof(why));
+        if (r == 0 && (g.first < f->first || g.last > f->last)) {
+            /* The planner adds whole groups; anything else is a bug, never a reason to write. */
+            snprintf(why, sizeof(why), "group [%u, %u] straddles the fetch [%u, %u]", g.first, g.last, f->first,
+                     f->last);
+            r = -EIO;
+        }
+        uint32_t last = CFN_MIN(g.last, f->last);
+        if (r < 0) {
+            for (uint32_t k = i; k <= last; k++)
+                if (f->chunk_res[k - f->first] != CHUNK_RES_SKIP)
+                    f->chunk_res[k - f->first] = r;
+            fetch_note_error(f, i, &g, why);
+        } else if (g.kind == CHUNK_GROUP_PLAIN) {
+            f->chunk_res[i - f->first] = fetch_plain_chunk(bc, w, f, i, why, sizeof(why));
+            fetch_note_error(f, i, &g, why);
         } else {
-            const uint8_t *src = (uint8_t *)f->buf + (c->compressed_offset - f->coff);
-            enum blob_compressor comp = (c->flags & BLOB_CHUNK_COMPRESSED) ? blob->compressor : BLOB_COMP_NONE;
-            *res = codec_decompress(w->codec, comp, src, c->compressed_size, out, c->uncompressed_size);
-            if (*res < 0)
-                snprintf(why, sizeof(why), "%s decompression failed: %s", blob_compressor_name(comp),
-                         strerror(-*res));
-            else
-                *res = verify_chunk(bc, w, i, out, why, sizeof(why));
+            fetch_group(bc, w, f, &g);
         }
-        if (*res == 0) {
-            memset(out + c->uncompressed_size, 0, padded - c->uncompressed_size);
-            if (atomic_load(&bc->closed)) {
-                *res = -ESHUTDOWN;
-            } else {
-                *res = cache_file_write(bc->fd, out, padded, c->uncompressed_offset);
-                if (*res < 0)
-                    snprintf(why, sizeof(why), "cache write failed: %s", strerror(-*res));
-            }
-        }
-        if (*res < 0 && !f->why[0] && why[0])
-            snprintf(f->why, sizeof(f->why), "chunk %u: %s", i, why);
+        i = last + 1;
     }
 }
 
@@ -228,6 +371,7 @@ static void fetch_work(WorkItem *item, void *ctx)
 
 static void fetch_start(CacheService *svc, Fetch *f);
 static void cache_service_drain(CacheService *svc);
+static void fetch_buf_put(CacheService *svc, void *buf, uint32_t len);
 
 static void request_finish(FillRequest *req)
 {
@@ -272,8 +416,12 @@ static void fetch_finish(Fetch *f)
     BlobCache *bc = f->bc;
     CacheService *svc = bc->svc;
 
+    bool bad_data = false;
     for (uint32_t i = f->first; i <= f->last; i++) {
+        if (f->chunk_res[i - f->first] == CHUNK_RES_SKIP)
+            continue;       /* ready before this fetch, not ours */
         int r = f->result < 0 ? f->result : f->chunk_res[i - f->first];
+        bad_data |= f->result == 0 && r < 0 && r != -ESHUTDOWN;
         bc->inflight[i] = NULL;
         if (r == 0) {
             bc->state[i] = CHUNK_READY;
@@ -285,6 +433,9 @@ static void fetch_finish(Fetch *f)
             svc->stats.chunk_errors++;
         }
     }
+    /* Say so even when no request needed these chunks (read-window or group members). */
+    if (bad_data)
+        log_warn("blob %.64s: %s", bc->blob->id, f->why[0] ? f->why : "chunk data rejected");
     while (f->waiters) {
         Waiter *wt = f->waiters;
         f->waiters = wt->next;
@@ -305,7 +456,7 @@ static void fetch_finish(Fetch *f)
 
     svc->inflight_bytes -= f->clen;
     bc->inflight_fetches--;
-    free(f->buf);
+    fetch_buf_put(svc, f->buf, f->clen);
     free(f);
 
     /* Release before draining: a drained fetch may be this cache's last. */
@@ -349,6 +500,75 @@ static void fetch_read_done(BackendRequest *breq, int res)
     workpool_submit(bc->svc->pool, &f->work);
 }
 
+/*
+ * Fetch buffers are recycled while fetching goes on: a fresh multi-MiB buffer
+ * costs a page fault per 4 KiB page when the backend fills it and an munmap
+ * when it is freed, about as much CPU as the network receive itself. Spares
+ * are bounded by max_inflight_bytes and freed after a second without fetches.
+ */
+#define FETCH_BUF_GRAIN     (64u * 1024)
+#define FETCH_SPARE_IDLE_MS 1000
+
+typedef struct SpareBuf {
+    struct SpareBuf *next;
+    size_t cap;
+} SpareBuf;
+
+static size_t fetch_buf_cap(uint32_t len) { return cfn_align_up((size_t)(len ? len : 1), FETCH_BUF_GRAIN); }
+
+static void fetch_spares_free(CacheService *svc)
+{
+    while (svc->spares) {
+        SpareBuf *b = svc->spares;
+        svc->spares = b->next;
+        free(b);
+    }
+    svc->spare_bytes = 0;
+}
+
+static void fetch_spare_timer_fire(LoopTimer *t)
+{
+    fetch_spares_free(cfn_container_of(t, CacheService, spare_timer));
+}
+
+/* Like cache_buf_alloc(len): page aligned, [len, page end) zeroed. */
+static void *fetch_buf_get(CacheService *svc, uint32_t len)
+{
+    size_t cap = fetch_buf_cap(len);
+    SpareBuf **best = NULL;
+    for (SpareBuf **pp = &svc->spares; *pp; pp = &(*pp)->next)
+        if ((*pp)->cap >= cap && (*pp)->cap - cap <= cap / 2 && (!best || (*pp)->cap < (*best)->cap))
+            best = pp;
+    void *buf;
+    if (best) {
+        SpareBuf *b = *best;
+        *best = b->next;
+        svc->spare_bytes -= b->cap;
+        buf = b;
+    } else if (!(buf = cache_buf_alloc(cap))) {
+        return NULL;
+    }
+    memset((uint8_t *)buf + len, 0, cfn_align_up((size_t)len, CFN_PAGE_SIZE) - len);
+    return buf;
+}
+
+static void fetch_buf_put(CacheService *svc, void *buf, uint32_t len)
+{
+    size_t cap = fetch_buf_cap(len);
+    if (!buf)
+        return;
+    if (svc->spare_bytes + cap > CFN_MAX(svc->cfg.max_inflight_bytes, (uint64_t)cap)) {
+        free(buf);
+        return;
+    }
+    SpareBuf *b = buf;
+    b->next = svc->spares;
+    b->cap = cap;
+    svc->spares = b;
+    svc->spare_bytes += cap;
+    loop_timer_arm(svc->loop, &svc->spare_timer, FETCH_SPARE_IDLE_MS);
+}
+
 static void fetch_start(CacheService *svc, Fetch *f)
 {
     BlobCache *bc = f->bc;
@@ -360,7 +580,7 @@ static void fetch_start(CacheService *svc, Fetch *f)
         fetch_finish(f);
         return;
     }
-    f->buf = cache_buf_alloc(f->clen);
+    f->buf = fetch_buf_get(svc, f->clen);
     if (!f->buf) {
         f->result = -ENOMEM;
         snprintf(f->why, sizeof(f->why), "no memory for a %u-byte fetch", f->clen);
@@ -414,24 +634,71 @@ static int waiter_add(Fetch *f, FillRequest *req, uint32_t i)
     return 0;
 }
 
-static Fetch *fetch_new(BlobCache *bc, uint32_t first, uint32_t last)
+static bool chunk_needed(const BlobChunkInfo *c, uint64_t off, uint64_t end)
 {
-    Fetch *f = calloc(1, sizeof(*f) + sizeof(int) * (last - first + 1));
-    if (!f)
-        return NULL;
-    f->bc = bc;
-    f->first = first;
-    f->last = last;
-    return f;
+    return c->uncompressed_offset < end && c->uncompressed_offset + c->uncompressed_size > off;
 }
 
-static bool can_extend(const BlobCache *bc, const Fetch *f, uint32_t i)
+/* Can group g ride in f's backend read: next in the table, its data joining or overlapping f's range? */
+static bool can_extend(const BlobCache *bc, const Fetch *f, const ChunkGroup *g)
 {
-    const BlobChunkInfo *prev = &bc->blob->chunks[f->last];
-    const BlobChunkInfo *c = &bc->blob->chunks[i];
-    return i == f->last + 1 &&
-           c->compressed_offset == prev->compressed_offset + prev->compressed_size &&
-           (uint64_t)f->clen + c->compressed_size <= bc->svc->cfg.merge_limit;
+    uint64_t f_end = f->coff + f->clen;
+    uint64_t end = CFN_MAX(f_end, g->coff + g->clen);
+    return g->first == f->last + 1 && g->coff >= f->coff && g->coff <= f_end &&
+           end - f->coff <= bc->svc->cfg.merge_limit;
+}
+
+/*
+ * Take group g's missing members into fetch f (NULL: a new fetch). Returns
+ * the fetch, which may have moved, or NULL without memory (f is unchanged).
+ */
+static Fetch *fetch_add_group(BlobCache *bc, Fetch *f, const ChunkGroup *g)
+{
+    uint32_t first = f ? f->first : g->first;
+    Fetch *n = realloc(f, sizeof(*n) + sizeof(int) * (g->last - first + 1));
+    if (!n)
+        return NULL;
+    if (!f) {
+        memset(n, 0, sizeof(*n));
+        n->bc = bc;
+        n->first = g->first;
+        n->coff = g->coff;
+        bc->inflight_fetches++;
+    } else if (n != f) {
+        for (uint32_t k = n->first; k <= n->last; k++)
+            if (n->chunk_res[k - first] != CHUNK_RES_SKIP)
+                bc->inflight[k] = n;
+    }
+    n->clen = (uint32_t)(CFN_MAX(n->coff + n->clen, g->coff + g->clen) - n->coff);
+    n->last = g->last;
+    /* Ready members stay as they are: the group is decoded whole, but they are not rewritten. */
+    for (uint32_t k = g->first; k <= g->last; k++) {
+        if (bc->state[k] == CHUNK_MISSING) {
+            bc->state[k] = CHUNK_INFLIGHT;
+            bc->inflight[k] = n;
+            n->chunk_res[k - first] = 0;
+        } else {
+            n->chunk_res[k - first] = CHUNK_RES_SKIP;
+        }
+    }
+    return n;
+}
+
+/* A group whose context is bad cannot be fetched: fail the request if it needs a member. */
+static void group_refuse(BlobCache *bc, FillRequest *req, const ChunkGroup *g, uint64_t end, const char *why)
+{
+    char what[192];
+    snprintf(what, sizeof(what), "chunk %u (%s %u): %.120s", g->first, chunk_group_kind_name(g->kind),
+             g->ctx_index, why);
+    log_warn("blob %.64s: %s", bc->blob->id, what);
+    for (uint32_t k = g->first; k <= g->last; k++) {
+        if (chunk_needed(&bc->blob->chunks[k], req->off, end)) {
+            if (!req->error)
+                req->error = -EIO;
+            request_fail_why(req, bc, what);
+            return;
+        }
+    }
 }
 
 void blob_cache_fill(BlobCache *bc, FillRequest *req)
@@ -483,47 +750,39 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req)
     int error = 0;
     for (uint32_t i = blob_chunk_lower_bound(blob, win_lo);
          i < blob->chunk_count && blob->chunks[i].uncompressed_offset < win_hi; i++) {
-        const BlobChunkInfo *c = &blob->chunks[i];
-        bool needed = c->uncompressed_offset < end && c->uncompressed_offset + c->uncompressed_size > req->off;
-
         if (bc->state[i] == CHUNK_READY)
             continue;
         if (bc->state[i] == CHUNK_INFLIGHT) {
-            if (needed && (error = waiter_add(bc->inflight[i], req, i)) < 0)
+            /* Group members are in flight together, so this waits on the fetch that has the whole group. */
+            if (chunk_needed(&blob->chunks[i], req->off, end) && (error = waiter_add(bc->inflight[i], req, i)) < 0)
                 break;
             continue;
         }
-        if (building && !can_extend(bc, building, i)) {
+
+        /* Missing: fetch its whole group (a batch or zran context decodes as one). */
+        ChunkGroup g;
+        char why[160];
+        if (chunk_group_of(blob, i, &g, why, sizeof(why)) < 0) {
+            group_refuse(bc, req, &g, end, why);
+            i = g.last;
+            continue;
+        }
+        if (building && !can_extend(bc, building, &g)) {
             fetch_enqueue(svc, building);
             building = NULL;
         }
-        if (!building) {
-            building = fetch_new(bc, i, i);
-            if (!building) {
-                error = -ENOMEM;
-                break;
-            }
-            building->coff = c->compressed_offset;
-            building->clen = c->compressed_size;
-            bc->inflight_fetches++;
-        } else {
-            /* Widen the fetch: chunk_res[] was sized for one, so reallocate. */
-            Fetch *g = realloc(building, sizeof(*g) + sizeof(int) * (i - building->first + 1));
-            if (!g) {
-                error = -ENOMEM;
-                break;
-            }
-            if (g != building)
-                for (uint32_t k = g->first; k <= g->last; k++)
-                    bc->inflight[k] = g;
-            building = g;
-            building->last = i;
-            building->clen += c->compressed_size;
-        }
-        bc->state[i] = CHUNK_INFLIGHT;
-        bc->inflight[i] = building;
-        if (needed && (error = waiter_add(building, req, i)) < 0)
+        Fetch *f = fetch_add_group(bc, building, &g);
+        if (!f) {
+            error = -ENOMEM;
             break;
+        }
+        building = f;
+        for (uint32_t k = g.first; k <= g.last && error == 0; k++)
+            if (f->chunk_res[k - f->first] == 0 && chunk_needed(&blob->chunks[k], req->off, end))
+                error = waiter_add(f, req, k);
+        if (error < 0)
+            break;
+        i = g.last;
     }
     if (building)
         fetch_enqueue(svc, building);
@@ -581,12 +840,17 @@ int cache_service_new(CacheService **ret, Loop *loop, WorkPool *pool, const Cach
     svc->loop = loop;
     svc->pool = pool;
     svc->cfg = *cfg;
+    loop_timer_init(&svc->spare_timer, fetch_spare_timer_fire);
     *ret = svc;
     return 0;
 }
 
 CacheService *cache_service_free(CacheService *svc)
 {
+    if (!svc)
+        return NULL;
+    loop_timer_cancel(svc->loop, &svc->spare_timer);
+    fetch_spares_free(svc);
     free(svc);
     return NULL;
 }

@@ -7,7 +7,11 @@
  * chunks already in the file are skipped, chunks being fetched are waited
  * for (never fetched twice), and contiguous missing chunks are merged into
  * few backend reads. Workers decompress, verify and write each chunk at its
- * uncompressed offset, padded to 4 KiB. done() runs once on the loop thread
+ * uncompressed offset, padded to 4 KiB. BATCH and ZRAN chunks are fetched
+ * and decoded per batch / zran context (chunk_group.h): a READ that needs one
+ * member fetches the whole group once, every member becomes ready together,
+ * and corrupt contexts or data fail the reads needing them with -EIO (a warning
+ * names the blob, chunks and reason). done() runs once on the loop thread
  * when every chunk of the request's own range is written, or with -errno.
  *
  * Nothing here knows about the kernel interface: the front-end hands over a

@@ -17,6 +17,7 @@
 
 enum step {
     STEP_SIZE,
+    STEP_META_SIZE,         /* backend: size of a SEPARATE blob's meta blob */
     STEP_META_CACHE,        /* worker: try the local .blob.meta */
     STEP_META_READ,         /* backend: ci table + header */
     STEP_META_PARSE,        /* worker: parse, save to the cache */
@@ -28,6 +29,18 @@ enum step {
 };
 
 static void advance(NydusBlobOpen *req);
+
+/* ZRan / tar-ref: the ci table and TOC live in their own object, meta_blob_id. */
+static bool meta_separate(const NydusBlobOpen *req)
+{
+    return (req->rb->features & RAFS_BLOB_SEPARATE) && req->rb->meta_blob_id[0];
+}
+
+/* The backend name of the object metadata is read from. */
+static const char *meta_object(const NydusBlobOpen *req)
+{
+    return meta_separate(req) ? req->rb->meta_blob_id : req->backend_id;
+}
 
 static void finish(NydusBlobOpen *req, int res)
 {
@@ -57,13 +70,20 @@ static void read_done(BackendRequest *breq, int res)
 {
     NydusBlobOpen *req = cfn_container_of(breq, NydusBlobOpen, breq);
     if (res < 0) {
-        snprintf(req->why, sizeof(req->why), "blob %.64s: reading %" PRIu64 " bytes at %" PRIu64 " failed: %s",
-                 req->rb->id, req->buf_len, req->buf_off, strerror(-res));
+        if (req->step == STEP_SIZE || req->step == STEP_META_SIZE)
+            snprintf(req->why, sizeof(req->why), "blob %.64s: cannot size object %.64s: %s", req->rb->id,
+                     breq->blob_id, strerror(-res));
+        else
+            snprintf(req->why, sizeof(req->why),
+                     "blob %.64s: reading %" PRIu64 " bytes at %" PRIu64 " of %.64s failed: %s", req->rb->id,
+                     req->buf_len, req->buf_off, breq->blob_id, strerror(-res));
         finish(req, res);
         return;
     }
     if (req->step == STEP_SIZE)
-        req->object_size = breq->size;
+        req->object_size = req->meta_object_size = breq->size;
+    else if (req->step == STEP_META_SIZE)
+        req->meta_object_size = breq->size;
     req->step++;
     advance(req);
 }
@@ -72,9 +92,10 @@ static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
 {
     free(req->buf);
     req->buf = NULL;
-    if (len == 0 || len > NYDUS_META_READ_MAX || off + len < off || off + len > req->object_size) {
+    if (len == 0 || len > NYDUS_META_READ_MAX || off + len < off || off + len > req->meta_object_size) {
         snprintf(req->why, sizeof(req->why), "blob %.64s: metadata range %" PRIu64 "+%" PRIu64
-                 " lies outside the %" PRIu64 "-byte object", req->rb->id, off, len, req->object_size);
+                 " lies outside the %" PRIu64 "-byte object %.64s", req->rb->id, off, len, req->meta_object_size,
+                 meta_object(req));
         finish(req, -EBADMSG);
         return;
     }
@@ -85,7 +106,7 @@ static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
     }
     req->buf_off = off;
     req->buf_len = len;
-    req->breq = (BackendRequest){ .kind = BACKEND_READ, .blob_id = req->backend_id, .off = off,
+    req->breq = (BackendRequest){ .kind = BACKEND_READ, .blob_id = meta_object(req), .off = off,
                                   .len = (uint32_t)len, .buf = req->buf, .done = read_done, .fd = -1 };
     int r = backend_submit(req->backend, &req->breq);
     if (r < 0)
@@ -177,6 +198,19 @@ static void advance(NydusBlobOpen *req)
     char why[200];
 
     switch (req->step) {
+    case STEP_META_SIZE: {
+        if (!meta_separate(req)) {
+            req->step++;
+            advance(req);
+            return;
+        }
+        req->breq = (BackendRequest){ .kind = BACKEND_SIZE, .blob_id = meta_object(req), .done = read_done,
+                                      .fd = -1 };
+        int r = backend_submit(req->backend, &req->breq);
+        if (r < 0)
+            read_done(&req->breq, r);
+        return;
+    }
     case STEP_META_CACHE:
     case STEP_META_PARSE:
     case STEP_TOC_PARSE:
@@ -198,7 +232,7 @@ static void advance(NydusBlobOpen *req)
             finish(req, 0);
             return;
         }
-        if (toc_tail_range(req->rb, req->object_size, &off, &len, why, sizeof(why)) < 0) {
+        if (toc_tail_range(req->rb, req->meta_object_size, &off, &len, why, sizeof(why)) < 0) {
             snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
             finish(req, -EBADMSG);
             return;

@@ -4,12 +4,17 @@
  * chunk is fetched. The steps, each asynchronous (backend reads on the loop,
  * parsing and file I/O on a worker):
  *
- *   1. the object's size from the backend (also proves the blob exists);
+ *   1. the object's size from the backend (also proves the blob exists), and
+ *      for a SEPARATE blob (ZRan / tar-ref: the data blob is the original
+ *      .tar.gz) the size of the meta blob RafsBlob.meta_blob_id as well;
  *   2. the chunk table: from `<work_dir>/<id>.blob.meta` when valid, else one
  *      ranged read of the ci table + header, parsed and then saved there;
  *   3. chunk digests, when the blob has a TOC with `blob.digest`: the tail,
  *      then that entry (both checked against the digests the image records);
  *   4. the finished table is validated (sorted, aligned, inside the blob).
+ *
+ * Steps 2 and 3 read the meta blob: the data blob itself, or for SEPARATE
+ * blobs the object named meta_blob_id, through the same backend.
  *
  * done() runs once on the loop thread; on success req->blob is set and owned
  * by the caller. Errors carry a reason in req->why.
@@ -38,7 +43,8 @@ struct NydusBlobOpen {
 
     /* outputs */
     BlobInfo *blob;
-    uint64_t object_size;
+    uint64_t object_size;           /* the data blob */
+    uint64_t meta_object_size;      /* the object holding the ci table and TOC */
     bool meta_from_cache;
     bool have_digests;
     char why[256];
