@@ -3,6 +3,7 @@
 #include "blob_writer.h"
 
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,6 +44,24 @@ struct MkBlob {
     uint32_t *dedup;                /* open addressing: ci + 1, 0 = empty */
     size_t dedup_cap;
 
+    /* Batch: the open batch's data, and the sizes of every batch written. */
+    uint8_t *batch_buf, *batch_cbuf;
+    uint32_t batch_len;
+    size_t batch_cbuf_cap;
+    struct rafs_batch_ctx_disk *batches;
+    uint32_t nbatches, batches_cap;
+
+    /* targz-ref: the data blob is an existing file; contexts come serialized. */
+    char *ref_path;
+    char ref_id[MK_BLOB_ID_LEN + 1];
+    uint64_t ref_size;
+    uint8_t *extra;                 /* batch or zran contexts appended to the ci entries */
+    size_t extra_len;
+    uint32_t extra_count;
+    uint8_t meta_digest[32];
+    uint64_t zran_offset, zran_size;    /* the ci header's s_ci_zran_* (batch or zran) */
+    uint32_t zran_count;
+
     uint32_t features;
     enum blob_compressor ci_compressor;
     uint64_t ci_offset, ci_csize, ci_usize;
@@ -70,6 +89,11 @@ int mk_blob_new(MkBlob **ret, const MkBlobOptions *opts, const char *dir, const 
     if (opts->ci_version != 1 && opts->ci_version != 2)
         return -EINVAL;
     if (opts->crc32 && opts->ci_version != 2)
+        return -EINVAL;
+    /* Batch and ZRAN chunks exist only in V2 entries; a batch buffer is at most 16 MiB. */
+    if ((opts->batch_size || opts->targz_ref) && opts->ci_version != 2)
+        return -EINVAL;
+    if (opts->batch_size > MK_CHUNK_SIZE_MAX || (opts->batch_size && opts->targz_ref))
         return -EINVAL;
 
     _cleanup_(mk_blob_freep) MkBlob *b = calloc(1, sizeof(*b));
@@ -116,6 +140,13 @@ int mk_blob_new(MkBlob **ret, const MkBlobOptions *opts, const char *dir, const 
     b->cbuf = malloc(CFN_MAX(b->cbuf_cap, (size_t)opts->chunk_size));
     if (!b->buf || !b->cbuf)
         return -ENOMEM;
+    if (opts->batch_size) {
+        b->batch_cbuf_cap = codec_compress_bound(opts->compressor, opts->batch_size);
+        b->batch_buf = malloc(opts->batch_size);
+        b->batch_cbuf = malloc(CFN_MAX(b->batch_cbuf_cap, (size_t)opts->batch_size));
+        if (!b->batch_buf || !b->batch_cbuf)
+            return -ENOMEM;
+    }
     *ret = CFN_TAKE_PTR(b);
     return 0;
 }
@@ -136,6 +167,11 @@ MkBlob *mk_blob_free(MkBlob *b)
     free(b->cbuf);
     free(b->chunks);
     free(b->dedup);
+    free(b->batch_buf);
+    free(b->batch_cbuf);
+    free(b->batches);
+    free(b->ref_path);
+    free(b->extra);
     free(b->dir);
     free(b->tmp_path);
     free(b->data_out);
@@ -206,8 +242,8 @@ static int dedup_grow(MkBlob *b)
     return 0;
 }
 
-static int chunk_store(MkBlob *b, const MkNode *node, const uint8_t *data, uint32_t len,
-                       const uint8_t digest[32], uint64_t file_offset, uint32_t *ci_out)
+/* Room for one more ci entry. */
+static int chunk_reserve(MkBlob *b)
 {
     if (b->nchunks >= MK_MAX_CHUNKS) {
         mk_err("more than %u unique chunks: the ci index is 24 bits; use a larger --chunk-size",
@@ -222,47 +258,194 @@ static int chunk_store(MkBlob *b, const MkNode *node, const uint8_t *data, uint3
         b->chunks = n;
         b->chunks_cap = cap;
     }
+    return 0;
+}
 
-    const uint8_t *out = data;
-    uint32_t csize = len;
-    bool compressed = false;
-    if (b->o.compressor != BLOB_COMP_NONE) {
-        ssize_t z = codec_compress(b->o.compressor, b->o.level, data, len, b->cbuf, b->cbuf_cap);
-        if (z < 0 && z != -ENOSPC && z != -E2BIG) {
-            _cleanup_free_ char *p = mk_node_path(node);
-            mk_err("%s: compressing a chunk: %s", p ? p : "?", strerror((int)-z));
-            return (int)z;
-        }
-        /* nydus keeps the raw bytes unless compression shrinks them. */
-        if (z > 0 && (size_t)z < len) {
-            out = b->cbuf;
-            csize = (uint32_t)z;
-            compressed = true;
-        }
-    }
-
+/*
+ * Append ci entry `t` at the next 4 KiB-aligned uncompressed offset (the dense
+ * packing nydusd and the kernel need) and mirror its data into --blob-data.
+ */
+static int chunk_push(MkBlob *b, const MkChunk *t, const uint8_t *data, uint32_t *ci_out)
+{
     uint64_t uoff = cfn_align_up(b->uoff_end, EROFS_BLKSIZ);
-    if (b->pos + csize > MK_MAX_COFF || uoff + len > MK_MAX_UOFF) {
-        mk_err("blob too large: compressed data must stay below 1 TiB and the uncompressed "
-               "address space below 16 TiB");
+    if (uoff + t->usize > MK_MAX_UOFF) {
+        mk_err("blob too large: the uncompressed address space must stay below 16 TiB");
         return -EFBIG;
     }
     MkChunk *c = &b->chunks[b->nchunks];
-    *c = (MkChunk){ .coff = b->pos, .uoff = uoff, .csize = csize, .usize = len,
-                    .compressed = compressed, .file_offset = file_offset };
-    memcpy(c->digest, digest, 32);
-    if (b->o.crc32)
-        c->crc = codec_crc32c(0, data, len);
-    int r = blob_write(b, out, csize);
-    if (r < 0)
-        return r;
-    if (b->data_fd >= 0 && pwrite(b->data_fd, data, len, (off_t)uoff) != (ssize_t)len) {
-        r = -errno;
+    *c = *t;
+    c->uoff = uoff;
+    if (b->data_fd >= 0 && pwrite(b->data_fd, data, t->usize, (off_t)uoff) != (ssize_t)t->usize) {
+        int r = -errno;
         mk_err("%s: %s", b->data_out, r ? strerror(-r) : "short write");
         return r ? r : -EIO;
     }
-    b->uoff_end = uoff + len;
+    b->uoff_end = uoff + t->usize;
     *ci_out = b->nchunks++;
+    return 0;
+}
+
+/* Compress `len` bytes into `out` (capacity `cap`); false when nydus would keep them raw. */
+static int try_compress(MkBlob *b, const uint8_t *data, size_t len, uint8_t *out, size_t cap,
+                        size_t *out_len)
+{
+    *out_len = 0;
+    if (b->o.compressor == BLOB_COMP_NONE)
+        return 0;
+    ssize_t z = codec_compress(b->o.compressor, b->o.level, data, len, out, cap);
+    if (z < 0 && z != -ENOSPC && z != -E2BIG)
+        return (int)z;
+    /* nydus keeps the raw bytes unless compression shrinks them. */
+    if (z > 0 && (size_t)z < len)
+        *out_len = (size_t)z;
+    return 0;
+}
+
+/* Write the open batch as one piece and record its BatchInflateContext. */
+static int batch_flush(MkBlob *b)
+{
+    if (!b->batch_len)
+        return 0;
+    size_t zlen;
+    int r = try_compress(b, b->batch_buf, b->batch_len, b->batch_cbuf, b->batch_cbuf_cap, &zlen);
+    if (r < 0) {
+        mk_err("compressing a batch: %s", strerror(-r));
+        return r;
+    }
+    const uint8_t *out = zlen ? b->batch_cbuf : b->batch_buf;
+    uint32_t out_len = zlen ? (uint32_t)zlen : b->batch_len;
+    if (b->pos + out_len > MK_MAX_COFF) {
+        mk_err("blob too large: compressed data must stay below 1 TiB");
+        return -EFBIG;
+    }
+    if (b->nbatches == b->batches_cap) {
+        uint32_t cap = b->batches_cap ? b->batches_cap * 2 : 64;
+        struct rafs_batch_ctx_disk *n = realloc(b->batches, (size_t)cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        b->batches = n;
+        b->batches_cap = cap;
+    }
+    /* Stored raw iff compressed_size == uncompressed_batch_size (docs §2.6). */
+    b->batches[b->nbatches++] = (struct rafs_batch_ctx_disk){
+        .compressed_size = htole32(out_len),
+        .uncompressed_batch_size = htole32(b->batch_len),
+    };
+    b->batch_len = 0;
+    return blob_write(b, out, out_len);
+}
+
+/*
+ * A small chunk joins the open batch: its compressed offset is where the batch
+ * will be written (nothing else is written while a batch is open), its
+ * compressed size 0, its data word the batch index and its offset in the batch.
+ */
+static int batch_add(MkBlob *b, const uint8_t *data, uint32_t len, const uint8_t digest[32],
+                     uint64_t file_offset, uint32_t *ci_out)
+{
+    int r;
+    if (b->batch_len + (uint64_t)len > b->o.batch_size && (r = batch_flush(b)) < 0)
+        return r;
+    MkChunk t = { .coff = b->pos, .usize = len, .compressed = true, .file_offset = file_offset,
+                  .kind = MK_CHUNK_BATCH, .ctx_index = b->nbatches, .ctx_offset = b->batch_len };
+    memcpy(t.digest, digest, 32);
+    memcpy(b->batch_buf + b->batch_len, data, len);
+    b->batch_len += len;
+    return chunk_push(b, &t, data, ci_out);
+}
+
+static int chunk_store(MkBlob *b, const MkNode *node, const uint8_t *data, uint32_t len,
+                       const uint8_t digest[32], uint64_t file_offset, uint32_t *ci_out)
+{
+    int r = chunk_reserve(b);
+    if (r < 0)
+        return r;
+    if (b->o.batch_size && len < b->o.batch_size)
+        return batch_add(b, data, len, digest, file_offset, ci_out);
+    /* A batch's members stay contiguous in ci order: close it before a plain chunk. */
+    if ((r = batch_flush(b)) < 0)
+        return r;
+
+    size_t zlen;
+    r = try_compress(b, data, len, b->cbuf, b->cbuf_cap, &zlen);
+    if (r < 0) {
+        _cleanup_free_ char *p = mk_node_path(node);
+        mk_err("%s: compressing a chunk: %s", p ? p : "?", strerror(-r));
+        return r;
+    }
+    const uint8_t *out = zlen ? b->cbuf : data;
+    uint32_t csize = zlen ? (uint32_t)zlen : len;
+    if (b->pos + csize > MK_MAX_COFF) {
+        mk_err("blob too large: compressed data must stay below 1 TiB");
+        return -EFBIG;
+    }
+    MkChunk t = { .coff = b->pos, .csize = csize, .usize = len, .compressed = zlen != 0,
+                  .file_offset = file_offset, .kind = MK_CHUNK_PLAIN };
+    memcpy(t.digest, digest, 32);
+    if (b->o.crc32)
+        t.crc = codec_crc32c(0, data, len);
+    if ((r = blob_write(b, out, csize)) < 0)
+        return r;
+    return chunk_push(b, &t, data, ci_out);
+}
+
+bool mk_blob_lookup(MkBlob *b, const uint8_t digest[BLOB_DIGEST_SIZE], uint32_t len, uint32_t *ci)
+{
+    if (!b->o.dedup || !b->dedup_cap)
+        return false;
+    uint32_t v = *dedup_slot(b, digest, len);
+    if (v)
+        *ci = v - 1;
+    return v != 0;
+}
+
+int mk_blob_add_ref_chunk(MkBlob *b, const MkNode *node, const uint8_t *data, uint32_t len,
+                          const uint8_t digest[BLOB_DIGEST_SIZE], uint64_t file_offset,
+                          const MkRefChunk *ref, uint32_t *ci)
+{
+    if (!b->o.targz_ref)
+        return -EINVAL;
+    int r = chunk_reserve(b);
+    if (r < 0)
+        return r;
+    /* V2 csize is 24 bits and coff 40 bits. */
+    if (ref->in_len > 0xffffffu || ref->in_offset + ref->in_len > MK_MAX_COFF) {
+        _cleanup_free_ char *p = mk_node_path(node);
+        mk_err("%s: a chunk needs %u compressed bytes at %llu: does not fit a ci entry", p ? p : "?",
+               ref->in_len, (unsigned long long)ref->in_offset);
+        return -EFBIG;
+    }
+    MkChunk t = { .coff = ref->in_offset, .csize = ref->in_len, .usize = len, .compressed = true,
+                  .file_offset = file_offset, .kind = MK_CHUNK_ZRAN,
+                  .ctx_index = ref->ctx_index, .ctx_offset = ref->ctx_offset };
+    memcpy(t.digest, digest, 32);
+    if ((r = chunk_push(b, &t, data, ci)) < 0)
+        return r;
+    if (b->o.dedup) {
+        if ((r = dedup_grow(b)) < 0)
+            return r;
+        *dedup_slot(b, digest, len) = *ci + 1;
+    }
+    return 0;
+}
+
+int mk_blob_set_ref(MkBlob *b, const char *path, const char *id, uint64_t size,
+                    const uint8_t *ctx, size_t len, uint32_t count)
+{
+    if (!b->o.targz_ref || strlen(id) != MK_BLOB_ID_LEN)
+        return -EINVAL;
+    free(b->ref_path);
+    free(b->extra);
+    b->ref_path = strdup(path);
+    b->extra = malloc(len ? len : 1);
+    if (!b->ref_path || !b->extra)
+        return -ENOMEM;
+    memcpy(b->extra, ctx, len);
+    b->extra_len = len;
+    b->extra_count = count;
+    memcpy(b->ref_id, id, sizeof(b->ref_id));
+    memcpy(b->id, id, sizeof(b->id));
+    b->ref_size = size;
     return 0;
 }
 
@@ -365,9 +548,15 @@ int mk_blob_finish_meta(MkBlob *b)
                "(fscache cannot serve a blob without a ci table)");
         return -ENODATA;
     }
+    if ((r = batch_flush(b)) < 0)
+        return r;
     b->features = RAFS_BLOB_ALIGNED | RAFS_BLOB_CAP_TAR_TOC;
     if (b->o.ci_version == 2)
         b->features |= RAFS_BLOB_CHUNK_INFO_V2;
+    if (b->o.batch_size)
+        b->features |= RAFS_BLOB_BATCH;
+    if (b->o.targz_ref)
+        b->features |= RAFS_BLOB_ZRAN | RAFS_BLOB_SEPARATE;
     if (b->o.toc)
         b->features |= RAFS_BLOB_HAS_TAR_HEADER | RAFS_BLOB_HAS_TOC | RAFS_BLOB_INLINED_CHUNK_DIGEST;
     if (b->o.inline_bootstrap)
@@ -391,14 +580,33 @@ int mk_blob_finish_meta(MkBlob *b)
                 cfn_align_up(b->uoff_end, EROFS_BLKSIZ), d);
     }
 
-    /* The ci table, compressed with the ci compressor unless that does not shrink it. */
+    /*
+     * The ci table: the entries, then (BATCH/ZRAN) the context array the
+     * header's s_ci_zran_* fields point at, all compressed as one piece with
+     * the ci compressor unless that does not shrink it.
+     */
     size_t esz = mk_ci_entry_size(b->o.ci_version);
-    size_t usize = (size_t)b->nchunks * esz;
+    size_t entries = (size_t)b->nchunks * esz;
+    const uint8_t *extra = b->o.batch_size ? (const uint8_t *)b->batches : b->extra;
+    size_t extra_len = b->o.batch_size ? (size_t)b->nbatches * sizeof(*b->batches) : b->extra_len;
+    if (b->o.batch_size || b->o.targz_ref) {
+        b->zran_offset = entries;
+        b->zran_size = extra_len;
+        b->zran_count = b->o.batch_size ? b->nbatches : b->extra_count;
+    }
+    size_t usize = entries + extra_len;
+    if (cfn_align_up(usize, EROFS_BLKSIZ) > RAFS_CI_V2_MAX_SIZE) {
+        mk_err("the ci table would take %zu bytes; nydusd accepts at most %llu", usize,
+               (unsigned long long)RAFS_CI_V2_MAX_SIZE);
+        return -EFBIG;
+    }
     _cleanup_free_ uint8_t *ci = malloc(usize);
     if (!ci)
         return -ENOMEM;
     for (uint32_t i = 0; i < b->nchunks; i++)
         mk_encode_ci(b->o.ci_version, &b->chunks[i], b->o.crc32, ci + (size_t)i * esz);
+    if (extra_len)
+        memcpy(ci + entries, extra, extra_len);
     const uint8_t *ci_out = ci;
     size_t ci_len = usize;
     b->ci_compressor = BLOB_COMP_NONE;
@@ -478,7 +686,7 @@ void mk_blob_describe(const MkBlob *b, MkBlobDesc *d)
     d->compressor = b->o.compressor;
     d->digester = b->o.digester;
     d->features = b->features;
-    d->compressed_size = b->pos;
+    d->compressed_size = b->o.targz_ref ? b->ref_size : b->pos;
     d->uncompressed_size = cfn_align_up(b->uoff_end, EROFS_BLKSIZ);
     d->toc_size = b->toc_size;
     memcpy(d->toc_digest, b->toc_digest, 32);
@@ -486,6 +694,13 @@ void mk_blob_describe(const MkBlob *b, MkBlobDesc *d)
     d->ci_offset = b->ci_offset;
     d->ci_compressed_size = b->ci_csize;
     d->ci_uncompressed_size = b->ci_usize;
+    d->ci_zran_offset = b->zran_offset;
+    d->ci_zran_size = b->zran_size;
+    d->ci_zran_count = b->zran_count;
+    if (b->o.targz_ref) {
+        memcpy(d->meta_digest, b->meta_digest, 32);
+        d->meta_size = b->pos;
+    }
     d->has_crc32 = b->o.crc32;
     d->chunks = b->chunks;
 }
@@ -542,8 +757,11 @@ int mk_blob_finish(MkBlob *b)
     unsigned dl = 32;
     if (EVP_DigestFinal_ex(b->sha, d, &dl) != 1)
         return -EIO;
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(b->id + 2 * i, 3, "%02x", d[i]);
+    if (b->o.targz_ref)
+        memcpy(b->meta_digest, d, 32);      /* the blob id is the tarball's */
+    else
+        for (unsigned i = 0; i < 32; i++)
+            snprintf(b->id + 2 * i, 3, "%02x", d[i]);
     if (fsync(b->fd) < 0)
         return -errno;
     if (b->data_fd >= 0) {
@@ -553,8 +771,72 @@ int mk_blob_finish(MkBlob *b)
     return 0;
 }
 
+/* Copy the tarball to `path` through a temporary file (link() was not possible). */
+static int copy_tarball(MkBlob *b, const char *path)
+{
+    _cleanup_free_ char *tmp = NULL;
+    if (asprintf(&tmp, "%s/.nydus-mkimage-ref-XXXXXX", b->dir) < 0)
+        return -ENOMEM;
+    _cleanup_close_ int in = open(b->ref_path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    _cleanup_close_ int out = mkostemp(tmp, O_CLOEXEC);
+    if (out < 0)
+        return -errno;
+    int r = fchmod(out, 0644) < 0 ? -errno : 0;
+    uint64_t done = 0;
+    while (r == 0) {
+        ssize_t n = sendfile(out, in, NULL, 1 << 30);
+        if (n < 0 && errno != EINTR)
+            r = -errno;
+        else if (n == 0)
+            break;
+        else if (n > 0)
+            done += (uint64_t)n;
+    }
+    if (r == 0 && done != b->ref_size)
+        r = -EAGAIN;                /* the tarball changed since it was hashed */
+    if (r == 0 && fsync(out) < 0)
+        r = -errno;
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0)
+        unlink(tmp);
+    return r;
+}
+
+/* targz-ref: the meta blob as <dir>/<its sha256>, the tarball as <dir>/<blob id>. */
+static int commit_ref(MkBlob *b)
+{
+    char meta_id[MK_BLOB_ID_LEN + 1];
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(meta_id + 2 * i, 3, "%02x", b->meta_digest[i]);
+    _cleanup_free_ char *meta = NULL, *data = NULL;
+    if (asprintf(&meta, "%s/%s", b->dir, meta_id) < 0 || asprintf(&data, "%s/%s", b->dir, b->ref_id) < 0)
+        return -ENOMEM;
+    int r = 0;
+    struct stat a, c;
+    bool same = stat(b->ref_path, &a) == 0 && stat(data, &c) == 0 && a.st_dev == c.st_dev &&
+                a.st_ino == c.st_ino;
+    if (!same && link(b->ref_path, data) < 0)
+        r = copy_tarball(b, data);
+    if (r < 0) {
+        mk_err("%s: %s", data, r == -EAGAIN ? "the tarball changed while building" : strerror(-r));
+        return r;
+    }
+    if (rename(b->tmp_path, meta) < 0) {
+        r = -errno;
+        mk_err("%s: %s", meta, strerror(-r));
+        return r;
+    }
+    b->committed = true;
+    return 0;
+}
+
 int mk_blob_commit(MkBlob *b)
 {
+    if (b->o.targz_ref)
+        return commit_ref(b);
     _cleanup_free_ char *path = NULL;
     if (!b->id[0] || asprintf(&path, "%s/%s", b->dir, b->id) < 0)
         return -EINVAL;

@@ -7,6 +7,18 @@
  * Order of calls: mk_blob_new, mk_blob_add_file per regular file,
  * mk_blob_finish_meta, [mk_blob_append_bootstrap], mk_blob_finish, then
  * mk_blob_commit renames the blob to <dir>/<blob id>.
+ *
+ * Batch (--batch-size): chunks smaller than the batch size are gathered in a
+ * batch buffer (consecutive in ci order, so a batch never resumes after
+ * another chunk) that is compressed and written as one piece; BATCH ci flag,
+ * csize 0, data = batch index : offset in the buffer (docs §2.5/§2.6).
+ *
+ * targz-ref (MkBlobOptions.targz_ref): no chunk data is written; chunks
+ * come from mk_blob_add_ref_chunk() (ZRAN slices of the original .tar.gz,
+ * see targz.c) and the temporary file becomes the separate meta blob
+ * (ci table ‖ contexts ‖ dictionaries, then the 4 KiB header). mk_blob_commit
+ * names it <dir>/<sha256 of it> and links or copies the tarball to
+ * <dir>/<blob id>.
  */
 #pragma once
 
@@ -31,7 +43,11 @@ typedef struct MkBlobOptions {
     bool inline_bootstrap;          /* image.boot inside the blob (implies toc) */
     bool dedup;
     int level;                      /* compression level, 0 = library default */
+    uint32_t batch_size;            /* 0, or pack chunks smaller than this into batches (V2) */
+    bool targz_ref;                 /* ZRAN chunks into a .tar.gz, separate meta blob */
 } MkBlobOptions;
+
+enum mk_chunk_kind { MK_CHUNK_PLAIN, MK_CHUNK_BATCH, MK_CHUNK_ZRAN };
 
 /* One unique chunk of the blob, in ci order. */
 typedef struct MkChunk {
@@ -41,7 +57,17 @@ typedef struct MkChunk {
     uint32_t crc;
     uint8_t digest[BLOB_DIGEST_SIZE];
     uint64_t file_offset;           /* in the first file that produced it */
+    enum mk_chunk_kind kind;
+    uint32_t ctx_index;             /* BATCH/ZRAN: context index */
+    uint32_t ctx_offset;            /* BATCH/ZRAN: offset in the context's uncompressed output */
 } MkChunk;
+
+/* Where a targz-ref chunk lives in the gzip stream (from targz.c's zran generator). */
+typedef struct MkRefChunk {
+    uint64_t in_offset;             /* compressed bytes that produce the chunk: coff */
+    uint32_t in_len;                /* csize */
+    uint32_t ctx_index, ctx_offset;
+} MkRefChunk;
 
 /* What the bootstrap says about the blob (host-endian; encoded by erofs_writer.c). */
 typedef struct MkBlobDesc {
@@ -57,6 +83,10 @@ typedef struct MkBlobDesc {
     uint8_t toc_digest[32];
     enum blob_compressor ci_compressor;
     uint64_t ci_offset, ci_compressed_size, ci_uncompressed_size;
+    uint64_t ci_zran_offset, ci_zran_size;  /* batch/zran contexts inside the uncompressed ci */
+    uint32_t ci_zran_count;
+    uint8_t meta_digest[32];        /* SEPARATE: sha256 of the meta blob (its id) */
+    uint64_t meta_size;
     bool has_crc32;                 /* chunks carry crc32c (ci V2 flag) */
     const MkChunk *chunks;          /* chunk_count entries */
 } MkBlobDesc;
@@ -71,6 +101,24 @@ static inline void mk_blob_freep(MkBlob **b) { mk_blob_free(*b); }
 /* Chunk one regular file read from `fd`; sets node->chunk_ci/nchunks. */
 int mk_blob_add_file(MkBlob *b, MkNode *node, int fd);
 
+/* Is a chunk with this digest and size already stored? Sets *ci. (false without dedup) */
+bool mk_blob_lookup(MkBlob *b, const uint8_t digest[BLOB_DIGEST_SIZE], uint32_t len, uint32_t *ci);
+/*
+ * targz-ref: record chunk `data` (len bytes, already read from the tar) of
+ * `node` at `file_offset`, found in the gzip stream at `ref`. The caller did
+ * the dedup lookup. Sets *ci to the new ci index.
+ */
+int mk_blob_add_ref_chunk(MkBlob *b, const MkNode *node, const uint8_t *data, uint32_t len,
+                          const uint8_t digest[BLOB_DIGEST_SIZE], uint64_t file_offset,
+                          const MkRefChunk *ref, uint32_t *ci);
+/*
+ * targz-ref: the data blob (`path`, `size` bytes, hex sha256 `id`) and the
+ * serialized ZranInflateContext array followed by the dictionaries (`count`
+ * contexts, `len` bytes), appended to the ci entries by mk_blob_finish_meta.
+ */
+int mk_blob_set_ref(MkBlob *b, const char *path, const char *id, uint64_t size,
+                    const uint8_t *ctx, size_t len, uint32_t count);
+
 /* Write the chunk-data tar header, ci table, header and digest array. */
 int mk_blob_finish_meta(MkBlob *b);
 /* Describe the blob as the bootstrap records it (valid after mk_blob_finish_meta). */
@@ -79,7 +127,7 @@ void mk_blob_describe(const MkBlob *b, MkBlobDesc *out);
 int mk_blob_append_bootstrap(MkBlob *b, const void *boot, size_t len);
 /* Write the TOC, compute the blob id. mk_blob_describe then gives the final values. */
 int mk_blob_finish(MkBlob *b);
-/* Rename the blob to <dir>/<blob id>. */
+/* Rename the blob to <dir>/<blob id> (targz-ref: see above). */
 int mk_blob_commit(MkBlob *b);
 
 uint32_t mk_blob_chunk_count(const MkBlob *b);

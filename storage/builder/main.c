@@ -10,18 +10,21 @@
 #include "blob_writer.h"
 #include "cfn-build-info.h"
 #include "erofs_writer.h"
+#include "targz.h"
 #include "tree.h"
 #include "uapi/rafs.h"
 
 typedef struct Args {
     const char *source, *out_dir, *bootstrap, *blob_data;
     MkBlobOptions blob;
+    bool ci_version_set, compressor_set;
 } Args;
 
 static void usage(FILE *f)
 {
     fprintf(f,
         "usage: nydus-mkimage [OPTIONS] -o OUTDIR SOURCE_DIR\n"
+        "       nydus-mkimage [OPTIONS] -o OUTDIR --targz-ref FILE.tar.gz\n"
         "\n"
         "Build a Nydus RAFS v6 image from SOURCE_DIR: an erofs bootstrap (for\n"
         "`mount -t erofs none -o fsid=<bootstrap>,device=<blob id>`) and one data\n"
@@ -47,6 +50,16 @@ static void usage(FILE *f)
         "  -i, --inline-bootstrap     also store the bootstrap in the blob as\n"
         "                             image.boot (nydusify default; implies --toc)\n"
         "      --no-dedup             store identical chunks once per occurrence\n"
+        "      --batch-size SIZE      pack chunks smaller than SIZE (power of two,\n"
+        "                             4K..chunk size) into batches compressed as one\n"
+        "                             piece\n"
+        "                             (BATCH blob feature; implies -C v2; nydusd >= 2.3)\n"
+        "      --targz-ref            SOURCE is a gzip'd tar: the data blob is that\n"
+        "                             file unchanged (blob id = its sha256, written as\n"
+        "                             OUTDIR/<blob id>); chunks are ZRAN slices of it\n"
+        "                             and the ci table, zran contexts and dictionaries\n"
+        "                             go to a separate meta blob OUTDIR/<its sha256>\n"
+        "                             (implies -C v2; no -z/--toc/--crc32/--batch-size)\n"
         "      --blob-data PATH       also write the expected cache file (the blob's\n"
         "                             uncompressed address space), a test oracle\n"
         "  -h, --help                 show this help\n"
@@ -83,7 +96,7 @@ static int parse_compressor(const char *s, enum blob_compressor *out)
     return 0;
 }
 
-enum { OPT_CI_COMPRESSOR = 0x100, OPT_CRC32, OPT_NO_DEDUP, OPT_BLOB_DATA };
+enum { OPT_CI_COMPRESSOR = 0x100, OPT_CRC32, OPT_NO_DEDUP, OPT_BLOB_DATA, OPT_BATCH_SIZE, OPT_TARGZ_REF };
 
 /* 0 to run, 1 to exit successfully (help/version), -EINVAL on bad usage. */
 static int parse_argv(int argc, char **argv, Args *a)
@@ -102,6 +115,8 @@ static int parse_argv(int argc, char **argv, Args *a)
         { "inline-bootstrap", no_argument, NULL, 'i' },
         { "no-dedup", no_argument, NULL, OPT_NO_DEDUP },
         { "blob-data", required_argument, NULL, OPT_BLOB_DATA },
+        { "batch-size", required_argument, NULL, OPT_BATCH_SIZE },
+        { "targz-ref", no_argument, NULL, OPT_TARGZ_REF },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         {},
@@ -125,6 +140,7 @@ static int parse_argv(int argc, char **argv, Args *a)
                 mk_err("--compressor %s: need none, lz4_block or zstd", optarg);
                 return -EINVAL;
             }
+            a->compressor_set = true;
             break;
         case 'l': {
             char *end;
@@ -155,6 +171,7 @@ static int parse_argv(int argc, char **argv, Args *a)
                 mk_err("--chunk-info %s: need v1 or v2", optarg);
                 return -EINVAL;
             }
+            a->ci_version_set = true;
             break;
         case OPT_CI_COMPRESSOR:
             if (parse_compressor(optarg, &a->blob.ci_compressor) < 0) {
@@ -167,6 +184,13 @@ static int parse_argv(int argc, char **argv, Args *a)
         case 'i': a->blob.inline_bootstrap = a->blob.toc = true; break;
         case OPT_NO_DEDUP: a->blob.dedup = false; break;
         case OPT_BLOB_DATA: a->blob_data = optarg; break;
+        case OPT_BATCH_SIZE:
+            if (parse_size(optarg, &a->blob.batch_size) < 0) {
+                mk_err("--batch-size %s: need a power of two from 4K to 16M", optarg);
+                return -EINVAL;
+            }
+            break;
+        case OPT_TARGZ_REF: a->blob.targz_ref = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("nydus-mkimage %s (git %s)\n", CFN_VERSION, CFN_GIT_COMMIT); return 1;
         default: usage(stderr); return -EINVAL;
@@ -175,6 +199,26 @@ static int parse_argv(int argc, char **argv, Args *a)
     if (optind + 1 != argc || !a->out_dir) {
         mk_err("need -o OUTDIR and exactly one SOURCE_DIR (see --help)");
         return -EINVAL;
+    }
+    /* Batch and ZRAN chunks need V2 entries: the data word holds the context. */
+    if ((a->blob.batch_size || a->blob.targz_ref) && a->ci_version_set && a->blob.ci_version != 2) {
+        mk_err("--batch-size and --targz-ref need --chunk-info v2");
+        return -EINVAL;
+    }
+    if (a->blob.batch_size || a->blob.targz_ref)
+        a->blob.ci_version = 2;
+    /* Like nydus-image: a batch never needs to hold more than one chunk's worth. */
+    if (a->blob.batch_size > a->blob.chunk_size) {
+        mk_err("--batch-size %u is bigger than the chunk size %u", a->blob.batch_size, a->blob.chunk_size);
+        return -EINVAL;
+    }
+    if (a->blob.targz_ref) {
+        if (a->compressor_set || a->blob.level || a->blob.toc || a->blob.crc32 || a->blob.batch_size) {
+            mk_err("--targz-ref keeps the tarball's gzip data: -z, -l, --toc, --inline-bootstrap, "
+                   "--crc32 and --batch-size do not apply");
+            return -EINVAL;
+        }
+        a->blob.compressor = BLOB_COMP_GZIP;
     }
     if (a->blob.crc32 && a->blob.ci_version != 2) {
         mk_err("--crc32 needs --chunk-info v2 (v1 entries have no crc field)");
@@ -238,7 +282,11 @@ static int run(const Args *a)
     if (r < 0)
         return r;
     _cleanup_(mk_tree_freep) MkTree *tree = NULL;
-    if ((r = mk_tree_walk(a->source, on_file, blob, &tree)) < 0)
+    if (a->blob.targz_ref)
+        r = mk_targz_build(a->source, blob, a->blob.chunk_size, a->blob.digester, &tree);
+    else
+        r = mk_tree_walk(a->source, on_file, blob, &tree);
+    if (r < 0)
         return r;
     if ((r = mk_blob_finish_meta(blob)) < 0)
         return r;

@@ -42,8 +42,17 @@ void mk_encode_ci(unsigned version, const MkChunk *c, bool with_crc, uint8_t *ou
 {
     if (version == 2) {
         struct rafs_chunk_info_v2_disk e;
-        unsigned flags = (c->compressed ? RAFS_CI_V2_COMPRESSED : 0) | (with_crc ? RAFS_CI_V2_HAS_CRC32 : 0);
-        rafs_ci_v2_encode(&e, c->coff, c->csize, c->uoff, c->usize, flags, with_crc ? c->crc : 0);
+        unsigned flags = c->compressed ? RAFS_CI_V2_COMPRESSED : 0;
+        uint64_t data = 0;
+        if (c->kind == MK_CHUNK_PLAIN && with_crc) {
+            flags |= RAFS_CI_V2_HAS_CRC32;
+            data = c->crc;
+        } else if (c->kind != MK_CHUNK_PLAIN) {
+            /* The data word: context index (hi32) and offset in its output (lo32); no crc. */
+            flags |= c->kind == MK_CHUNK_BATCH ? RAFS_CI_V2_BATCH : RAFS_CI_V2_ZRAN;
+            data = (uint64_t)c->ctx_index << 32 | c->ctx_offset;
+        }
+        rafs_ci_v2_encode(&e, c->coff, c->csize, c->uoff, c->usize, flags, data);
         memcpy(out, &e, sizeof(e));
     } else {
         struct rafs_chunk_info_v1_disk e;
@@ -63,6 +72,9 @@ void mk_encode_meta_header(const MkBlobDesc *d, uint8_t out[MK_META_HEADER_SIZE]
     h.s_ci_offset = htole64(d->ci_offset);
     h.s_ci_compressed_size = htole64(d->ci_compressed_size);
     h.s_ci_uncompressed_size = htole64(d->ci_uncompressed_size);
+    h.s_ci_zran_offset = htole64(d->ci_zran_offset);
+    h.s_ci_zran_size = htole64(d->ci_zran_size);
+    h.s_ci_zran_count = htole32(d->ci_zran_count);
     h.s_magic2 = htole32(RAFS_CI_MAGIC);
     memcpy(out, &h, sizeof(h));
 }
@@ -125,6 +137,10 @@ void mk_encode_blob_entry(const MkBlobDesc *d, uint32_t index, uint8_t out[MK_BL
     e.ci_compressed_size = htole64(d->ci_compressed_size);
     e.ci_uncompressed_size = htole64(d->ci_uncompressed_size);
     memcpy(e.blob_toc_digest, d->toc_digest, 32);
+    if (d->features & RAFS_BLOB_SEPARATE) {
+        memcpy(e.blob_meta_digest, d->meta_digest, 32);
+        e.blob_meta_size = htole64(d->meta_size);
+    }
     memcpy(out, &e, sizeof(e));
 }
 
@@ -150,13 +166,15 @@ void mk_encode_chunk_info_v5(const MkChunk *c, uint32_t blob_index, uint32_t ci,
     memset(&e, 0, sizeof(e));
     memcpy(e.block_id, c->digest, sizeof(e.block_id));
     e.blob_index = htole32(blob_index);
-    e.flags = htole32((c->compressed ? RAFS_V5_CHUNK_COMPRESSED : 0) | (with_crc ? RAFS_V5_CHUNK_HAS_CRC32 : 0));
+    bool crc = with_crc && c->kind == MK_CHUNK_PLAIN;
+    e.flags = htole32((c->compressed ? RAFS_V5_CHUNK_COMPRESSED : 0) | (crc ? RAFS_V5_CHUNK_HAS_CRC32 : 0) |
+                      (c->kind == MK_CHUNK_BATCH ? RAFS_V5_CHUNK_BATCH : 0));
     e.compressed_size = htole32(c->csize);
     e.uncompressed_size = htole32(c->usize);
     e.compressed_offset = htole64(c->coff);
     e.uncompressed_offset = htole64(c->uoff);
     e.file_offset = htole64(c->file_offset);
     e.index = htole32(ci);
-    e.crc32 = htole32(with_crc ? c->crc : 0);
+    e.crc32 = htole32(crc ? c->crc : 0);
     memcpy(out, &e, sizeof(e));
 }

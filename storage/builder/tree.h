@@ -90,5 +90,10 @@ char *mk_node_path(const MkNode *node);
 /* The node that owns the inode of `node`. */
 static inline MkNode *mk_node_inode(MkNode *node) { return node->primary ? node->primary : node; }
 
+/* Split an xattr name into its erofs prefix index and suffix; -EOPNOTSUPP for other prefixes. */
+int mk_xattr_split(const char *name, uint8_t *index, const char **suffix);
+/* Sort node->xattrs as erofs stores them; -EINVAL on a duplicate name. */
+int mk_node_sort_xattrs(MkNode *node);
+
 /* Print "nydus-mkimage: <message>" to stderr. */
 void mk_err(const char *fmt, ...) _printf_(1, 2);

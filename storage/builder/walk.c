@@ -128,7 +128,7 @@ static const struct {
     { "security.", EROFS_XATTR_INDEX_SECURITY, false },
 };
 
-static int xattr_split(const char *name, uint8_t *index, const char **suffix)
+int mk_xattr_split(const char *name, uint8_t *index, const char **suffix)
 {
     for (size_t i = 0; i < CFN_ARRAY_SIZE(xattr_prefixes); i++) {
         size_t pl = strlen(xattr_prefixes[i].prefix);
@@ -184,7 +184,7 @@ static int read_xattrs(Walker *w, MkNode *node, const char *path)
     for (ssize_t i = 0; i < len; i += (ssize_t)strlen(list + i) + 1) {
         const char *name = list + i, *suffix;
         uint8_t index;
-        if (xattr_split(name, &index, &suffix) < 0) {
+        if (mk_xattr_split(name, &index, &suffix) < 0) {
             _cleanup_free_ char *p = mk_node_path(node);
             mk_err("%s: xattr \"%s\" has a prefix erofs cannot store "
                    "(only user., trusted., security. and POSIX ACLs)", p ? p : "?", name);
@@ -224,15 +224,24 @@ static int read_xattrs(Walker *w, MkNode *node, const char *path)
         }
         x->value_len = (uint16_t)vl;
     }
-    qsort(node->xattrs, node->nxattrs, sizeof(*node->xattrs), xattr_cmp);
+    int r = mk_node_sort_xattrs(node);
+    if (r < 0)
+        return r;
+    if (node->nxattrs)
+        w->tree->has_xattrs = true;
+    return 0;
+}
+
+int mk_node_sort_xattrs(MkNode *node)
+{
+    if (node->nxattrs)
+        qsort(node->xattrs, node->nxattrs, sizeof(*node->xattrs), xattr_cmp);
     for (size_t i = 1; i < node->nxattrs; i++) {
         if (xattr_cmp(&node->xattrs[i - 1], &node->xattrs[i]) == 0) {
             node_err(node, "duplicate xattr name", EINVAL);
             return -EINVAL;
         }
     }
-    if (node->nxattrs)
-        w->tree->has_xattrs = true;
     return 0;
 }
 

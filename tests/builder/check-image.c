@@ -2,13 +2,19 @@
 /*
  * check-image: the offline oracle for nydus-mkimage and the RAFS readers.
  *
- *   check-image BOOTSTRAP BLOB [--source DIR] [--cache-file OUT] [--allow-id-mismatch]
+ *   check-image BOOTSTRAP BLOB [--source DIR] [--cache-file OUT] [--allow-id-mismatch] [--tar]
+ *               [--no-xattrs]
  *
  * 1. Parses the bootstrap with rafs_bootstrap_parse() and the blob's ci table
  *    with blob_meta_range()/blob_meta_parse() (the daemon's readers); with a
  *    TOC, checks it with toc.c, loads blob.digest and compares the inlined
  *    image.boot with the bootstrap.
- * 2. Decompresses every chunk with the codec, checks its exact length, its
+ *    For SEPARATE (targz-ref) blobs the ci table comes from the meta blob
+ *    <dir of BLOB>/<hex blob_meta_digest>, whose sha256 and size are checked.
+ * 2. Decompresses every chunk with the codec (BATCH chunks: the whole batch
+ *    through its BatchInflateContext, then the member's slice; ZRAN chunks:
+ *    raw inflate of the tarball from the context's checkpoint with its
+ *    dictionary and primed bits), checks its exact length, its
  *    digest (against the bootstrap's v5 chunk table and the TOC's digest
  *    array) and crc, and rebuilds
  *    the cache file (the uncompressed address space the kernel reads).
@@ -17,6 +23,9 @@
  *    1) and checks the on-disk invariants; with --source, compares every
  *    entry (type, mode, owner, mtime, size, sha256 of the data, symlink
  *    target, rdev, xattrs, nlink, hardlinks = same nid) with the source tree.
+ *    --tar: the image came from `tar --owner=0 --group=0 --mtime=...` of the
+ *    source: owners must be 0, mtimes are compared in whole seconds.
+ *    --no-xattrs: the image must hold no xattrs (a tar made without them).
  * Exit 0 when everything matches; every problem is printed.
  */
 #include <dirent.h>
@@ -54,7 +63,11 @@ typedef struct Checker {
     uint8_t *cache;                 /* uncompressed address space */
     uint64_t cache_len;
     uint32_t *chunk_refs;           /* references per ci entry */
+    uint8_t *batch_buf;             /* the last batch decompressed */
+    uint32_t batch_index;
+    unsigned batches, contexts;
     const char *source;
+    bool from_tar, no_xattrs;
     unsigned errors;
     uint64_t inodes, files, dirs, bytes, xattrs;
     Seen *seen;                     /* nid <-> source inode, for hardlinks */
@@ -159,19 +172,119 @@ static int check_toc(Checker *c, const uint8_t *blob, size_t blob_len)
     return 0;
 }
 
-static int check_blob(Checker *c, const uint8_t *blob, size_t blob_len)
+/* A SEPARATE blob's meta blob: <dir of blob_path>/<meta_blob_id>, named by its sha256. */
+static int load_meta_blob(Checker *c, const char *blob_path, uint8_t **buf, size_t *len)
+{
+    const RafsBlob *rb = &c->bs.blobs[0];
+    if (!rb->meta_blob_id[0]) {
+        err(c, "SEPARATE blob without blob_meta_digest");
+        return -EBADMSG;
+    }
+    const char *slash = strrchr(blob_path, '/');
+    _cleanup_free_ char *path = NULL;
+    if (asprintf(&path, "%.*s%s", slash ? (int)(slash - blob_path + 1) : 0, blob_path, rb->meta_blob_id) < 0)
+        return -ENOMEM;
+    int r = read_all(path, buf, len);
+    if (r < 0) {
+        err(c, "meta blob %s: %s", path, strerror(-r));
+        return r;
+    }
+    uint8_t d[32];
+    char hex[65];
+    if ((r = codec_digest(c->codec, BLOB_DIGEST_SHA256, *buf, *len, d)) < 0)
+        return r;
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (strcmp(hex, rb->meta_blob_id))
+        err(c, "meta blob %s: sha256 is %s", path, hex);
+    if (rb->meta_blob_size != *len)
+        err(c, "meta blob %s: %zu bytes, blob_meta_size says %" PRIu64, path, *len, rb->meta_blob_size);
+    return 0;
+}
+
+/* The batch holding a chunk, decompressed whole (the last one is kept). */
+static int decode_batch(Checker *c, const uint8_t *blob, size_t blob_len, const BlobChunkInfo *ch, uint8_t *dst)
+{
+    BlobMetaBatch bt;
+    if (blob_meta_batch(c->blob, ch->ctx_index, &bt) < 0)
+        return -ENOENT;
+    if (bt.compressed_offset + bt.compressed_size > blob_len || ch->compressed_offset != bt.compressed_offset ||
+        ch->compressed_size != 0 || (ch->flags & BLOB_CHUNK_HAS_CRC32))
+        return -EBADMSG;
+    if (!c->batch_buf || c->batch_index != ch->ctx_index) {
+        free(c->batch_buf);
+        c->batch_buf = malloc(bt.uncompressed_size ? bt.uncompressed_size : 1);
+        if (!c->batch_buf)
+            return -ENOMEM;
+        c->batch_index = UINT32_MAX;
+        int r = codec_decompress(c->codec, bt.compressed ? c->blob->compressor : BLOB_COMP_NONE,
+                                 blob + bt.compressed_offset, bt.compressed_size, c->batch_buf,
+                                 bt.uncompressed_size);
+        if (r < 0)
+            return r;
+        c->batch_index = ch->ctx_index;
+        c->batches++;
+    }
+    if (ch->ctx_offset > bt.uncompressed_size || ch->uncompressed_size > bt.uncompressed_size - ch->ctx_offset)
+        return -EBADMSG;
+    memcpy(dst, c->batch_buf + ch->ctx_offset, ch->uncompressed_size);
+    return 0;
+}
+
+/* A ZRAN chunk: raw inflate from its context's checkpoint in the tarball. */
+static int decode_zran(Checker *c, const uint8_t *blob, size_t blob_len, const BlobChunkInfo *ch, uint8_t *dst)
+{
+    BlobMetaZran z;
+    if (blob_meta_zran(c->blob, ch->ctx_index, &z) < 0)
+        return -ENOENT;
+    if (z.in_offset + z.in_len > blob_len)
+        return -EBADMSG;
+    /* The chunk's own compressed range lies inside its context's. */
+    if (ch->compressed_offset < z.in_offset ||
+        ch->compressed_offset + ch->compressed_size > z.in_offset + z.in_len)
+        return -ERANGE;
+    return codec_inflate_zran(c->codec, z.dict, z.dict_size, z.ctx_bits, z.ctx_byte, blob + z.in_offset,
+                              z.in_len, ch->ctx_offset, dst, ch->uncompressed_size);
+}
+
+/* Every zran context must inflate to exactly out_len bytes from its in_len bytes (nydusd decodes whole contexts). */
+static void check_zran_contexts(Checker *c, const uint8_t *blob, size_t blob_len)
+{
+    BlobMetaZran z;
+    for (uint32_t i = 0; blob_meta_zran(c->blob, i, &z) == 0; i++) {
+        uint8_t *out = malloc(z.out_len);
+        if (!out || z.in_offset + z.in_len > blob_len ||
+            codec_inflate_zran(c->codec, z.dict, z.dict_size, z.ctx_bits, z.ctx_byte, blob + z.in_offset,
+                               z.in_len, 0, out, z.out_len) < 0)
+            err(c, "zran context %u (in %" PRIu64 "+%u, out %" PRIu64 "+%u) does not inflate", i, z.in_offset,
+                z.in_len, z.out_offset, z.out_len);
+        free(out);
+        c->contexts++;
+    }
+}
+
+static int check_blob(Checker *c, const uint8_t *blob, size_t blob_len, const char *blob_path)
 {
     const RafsBlob *rb = &c->bs.blobs[0];
     char why[256] = "";
     uint64_t off, len;
-    int r = blob_meta_range(rb, &off, &len, why, sizeof(why));
-    if (r < 0 || off > blob_len || len > blob_len - off) {
+    const uint8_t *meta = blob;
+    size_t meta_len = blob_len;
+    _cleanup_free_ uint8_t *meta_buf = NULL;
+    int r;
+    if (rb->features & RAFS_BLOB_SEPARATE) {
+        if ((r = load_meta_blob(c, blob_path, &meta_buf, &meta_len)) < 0)
+            return r;
+        meta = meta_buf;
+    }
+    r = blob_meta_range(rb, &off, &len, why, sizeof(why));
+    if (r < 0 || off > meta_len || len > meta_len - off) {
         err(c, "blob meta range: %s", why);
         return -EBADMSG;
     }
     if ((r = rafs_bootstrap_blob_info(rb, &c->blob)) < 0)
         return r;
-    r = blob_meta_parse(c->codec, rb, blob + off, len, c->blob, why, sizeof(why));
+    r = blob_meta_parse(c->codec, rb, meta + off, len, c->blob, why, sizeof(why));
     if (r < 0) {
         err(c, "blob_meta_parse: %s", why);
         return r;
@@ -200,8 +313,13 @@ static int check_blob(Checker *c, const uint8_t *blob, size_t blob_len)
         }
         uint8_t *dst = c->cache + ch->uncompressed_offset;
         enum blob_compressor comp = ch->flags & BLOB_CHUNK_COMPRESSED ? c->blob->compressor : BLOB_COMP_NONE;
-        r = codec_decompress(c->codec, comp, blob + ch->compressed_offset, ch->compressed_size, dst,
-                             ch->uncompressed_size);
+        if (ch->flags & BLOB_CHUNK_BATCH)
+            r = decode_batch(c, blob, blob_len, ch, dst);
+        else if (ch->flags & BLOB_CHUNK_ZRAN)
+            r = decode_zran(c, blob, blob_len, ch, dst);
+        else
+            r = codec_decompress(c->codec, comp, blob + ch->compressed_offset, ch->compressed_size, dst,
+                                 ch->uncompressed_size);
         if (r < 0) {
             err(c, "chunk %u: decompress: %s", i, strerror(-r));
             continue;
@@ -220,6 +338,8 @@ static int check_blob(Checker *c, const uint8_t *blob, size_t blob_len)
             codec_crc32c(0, dst, ch->uncompressed_size) != ch->crc32)
             err(c, "chunk %u: crc32c mismatch", i);
     }
+    if (rb->features & RAFS_BLOB_ZRAN)
+        check_zran_contexts(c, blob, blob_len);
     return 0;
 }
 
@@ -384,6 +504,11 @@ static int read_xattrs(Checker *c, const Inode *ino, Xattr **out, size_t *n_out)
 
 static void compare_xattrs(Checker *c, const char *path, const Xattr *x, size_t n)
 {
+    if (c->no_xattrs) {
+        if (n)
+            err(c, "%s: %zu xattrs in an image made from a tar without them", path, n);
+        return;
+    }
     char list[65536];
     ssize_t len = llistxattr(path, list, sizeof(list));
     if (len < 0)
@@ -486,9 +611,11 @@ static void compare_meta(Checker *c, const Inode *ino, const char *path, bool is
     }
     if (st.st_mode != ino->mode)
         err(c, "%s: mode %o != %o", path, ino->mode, st.st_mode);
-    if (st.st_uid != ino->uid || st.st_gid != ino->gid)
-        err(c, "%s: owner %u:%u != %u:%u", path, ino->uid, ino->gid, st.st_uid, st.st_gid);
-    if ((int64_t)ino->mtime != st.st_mtim.tv_sec || ino->mtime_nsec != st.st_mtim.tv_nsec)
+    if (c->from_tar ? ino->uid || ino->gid : st.st_uid != ino->uid || st.st_gid != ino->gid)
+        err(c, "%s: owner %u:%u != %u:%u", path, ino->uid, ino->gid, c->from_tar ? 0 : st.st_uid,
+            c->from_tar ? 0 : st.st_gid);
+    if ((int64_t)ino->mtime != st.st_mtim.tv_sec ||
+        (!c->from_tar && ino->mtime_nsec != st.st_mtim.tv_nsec))
         err(c, "%s: mtime differs", path);
     if (st.st_nlink != ino->nlink)
         err(c, "%s: nlink %u != %ju", path, ino->nlink, (uintmax_t)st.st_nlink);
@@ -687,6 +814,10 @@ int main(int argc, char **argv)
             c.source = argv[++i];
         else if (!strcmp(argv[i], "--allow-id-mismatch"))
             allow_id_mismatch = true;
+        else if (!strcmp(argv[i], "--tar"))
+            c.from_tar = true;
+        else if (!strcmp(argv[i], "--no-xattrs"))
+            c.no_xattrs = true;
         else if (!strcmp(argv[i], "--cache-file") && i + 1 < argc)
             cache_out = argv[++i];
         else if (!boot_path)
@@ -697,7 +828,7 @@ int main(int argc, char **argv)
             boot_path = NULL, i = argc;
     }
     if (!boot_path || !blob_path) {
-        fprintf(stderr, "usage: check-image BOOTSTRAP BLOB [--source DIR] [--cache-file OUT] [--allow-id-mismatch]\n");
+        fprintf(stderr, "usage: check-image BOOTSTRAP BLOB [--source DIR] [--cache-file OUT] [--allow-id-mismatch] [--tar] [--no-xattrs]\n");
         return 2;
     }
     _cleanup_free_ uint8_t *boot = NULL, *blob = NULL;
@@ -739,7 +870,7 @@ int main(int argc, char **argv)
     c.seen = calloc(c.seen_cap, sizeof(*c.seen));
     if (!c.seen)
         return 1;
-    r = check_blob(&c, blob, blob_len);
+    r = check_blob(&c, blob, blob_len, blob_path);
     if (r >= 0 && c.source) {
         /* Paths are source-relative: run from inside the source tree. */
         if (chdir(c.source) < 0) {
@@ -757,11 +888,12 @@ int main(int argc, char **argv)
     if (r >= 0 && cache_out && (r = write_cache(&c, cache_out)) < 0)
         err(&c, "%s: %s", cache_out, strerror(-r));
     printf("check-image: %s: %" PRIu64 " entries (%" PRIu64 " dirs, %" PRIu64 " files, %" PRIu64
-           " xattrs), %u chunks, %" PRIu64 " file bytes compared, %u problems\n",
+           " xattrs), %u chunks (%u batches, %u zran contexts), %" PRIu64 " file bytes compared, %u problems\n",
            c.errors || r < 0 ? "FAIL" : "ok", c.inodes, c.dirs, c.files, c.xattrs,
-           c.blob ? c.blob->chunk_count : 0, c.bytes, c.errors);
+           c.blob ? c.blob->chunk_count : 0, c.batches, c.contexts, c.bytes, c.errors);
     free(c.cache);
     free(c.chunk_refs);
+    free(c.batch_buf);
     free(c.seen);
     blob_info_free(c.blob);
     codec_ctx_free(c.codec);

@@ -5,6 +5,9 @@
 # daemon and the fake device: the cache file the daemon writes must equal,
 # byte for byte, the one the builder predicts (--blob-data). Then a corrupted
 # blob must fail its READs and never put a wrong byte in the cache file.
+# Batch (--batch-size) and targz-ref (ZRAN chunks into the original .tar.gz,
+# ci table in a separate meta blob) images need the daemon's batch/zran
+# decoding and SEPARATE meta-blob support.
 set -euo pipefail
 mkimage=$1
 fill=$2
@@ -25,12 +28,12 @@ printf 'x' > "$src/d/e/one"
 seq 1 20000 > "$src/d/seq"
 
 passed=0 failed=0
-check() {  # name, mkimage args...
+check() {  # name, mkimage args...   (SRC=... overrides the source: a tarball for --targz-ref)
     local name=$1; shift
     local out=$work/$name
     mkdir -p "$out/work"
     local id
-    id=$("$mkimage" -c 64K "$@" --blob-data "$out/expected.cache" -o "$out" "$src" | tail -n 1)
+    id=$("$mkimage" -c 64K "$@" --blob-data "$out/expected.cache" -o "$out" "${SRC:-$src}" | tail -n 1)
     if "$fill" "$out/image.boot" "$out" "$id" "$out/got.cache" "$out/work" >"$out/log" 2>&1 &&
         cmp -s "$out/expected.cache" "$out/got.cache"; then
         echo "PASS $name"
@@ -51,6 +54,23 @@ for z in none lz4_block zstd; do
     done
 done
 check "zstd-crc32-v2" -z zstd -C v2 --crc32 --toc
+
+# Batches: chunks smaller than the batch size are compressed together.
+for z in none lz4_block zstd; do
+    for dg in blake3 sha256; do
+        for bs in 4K 32K; do
+            check "batch-$bs-$z-$dg" -z "$z" -d "$dg" --batch-size "$bs"
+        done
+    done
+done
+check "batch-toc-crc32" -z zstd --batch-size 16K --crc32 --toc
+
+# targz-ref: the blob dir holds the tarball (blob id = its sha256) and the meta blob.
+tar --sort=name --mtime=@1600000000 --owner=0 --group=0 --numeric-owner -C "$src" -cf - . |
+    gzip -n >"$work/src.tar.gz"
+SRC=$work/src.tar.gz check "targz-64k-blake3" --targz-ref
+SRC=$work/src.tar.gz check "targz-4k-sha256" --targz-ref -c 4K -d sha256
+SRC=$work/src.tar.gz check "targz-1m-no-dedup" --targz-ref -c 1M --no-dedup
 
 # Corruption: flip a byte in the middle of the first chunk's data.
 out=$work/corrupt
