@@ -23,6 +23,8 @@ typedef struct Image {
     ErofsImageInfo info;
     bool is_rafs;                   /* a nydus RAFS v6 bootstrap */
     RafsBootstrap rafs;
+    uint8_t *chunk_table;           /* RafsV5ChunkInfo[]: digests for blobs without blob.digest */
+    size_t chunk_table_len;
     Backend *boot_backend;          /* localfs over the bootstrap's directory */
     const char *boot_name;
     Backend *blob_backend;
@@ -80,9 +82,10 @@ static int read_image_head(const char *path, ErofsImageInfo *info, char *err, si
     return -EINVAL;
 }
 
-/* A nydus bootstrap is read whole and checked the way nydusd checks it. */
-static int read_rafs_bootstrap(const char *path, RafsBootstrap *rafs, char *err, size_t err_len)
+/* A nydus bootstrap is read whole and checked the way nydusd checks it; its chunk table is kept. */
+static int read_rafs_bootstrap(const char *path, Image *img, char *err, size_t err_len)
 {
+    RafsBootstrap *rafs = &img->rafs;
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
@@ -108,9 +111,19 @@ static int read_rafs_bootstrap(const char *path, RafsBootstrap *rafs, char *err,
     }
     char why[256];
     int r = rafs_bootstrap_parse(buf, got, rafs, why, sizeof(why));
-    if (r < 0)
+    if (r < 0) {
         snprintf(err, err_len, "bootstrap %s is not a valid RAFS v6 image: %s", path, why);
-    return r;
+        return r;
+    }
+    if (rafs->chunk_table_size) {
+        /* The parser checked that the table lies inside the file. */
+        img->chunk_table = malloc(rafs->chunk_table_size);
+        if (!img->chunk_table)
+            return -ENOMEM;
+        memcpy(img->chunk_table, buf + rafs->chunk_table_offset, rafs->chunk_table_size);
+        img->chunk_table_len = rafs->chunk_table_size;
+    }
+    return 0;
 }
 
 int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool,
@@ -138,7 +151,7 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkP
             goto fail;
         if (img->info.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6) {
             img->is_rafs = true;
-            r = read_rafs_bootstrap(ic->bootstrap, &img->rafs, err, err_len);
+            r = read_rafs_bootstrap(ic->bootstrap, img, err, err_len);
             if (r < 0)
                 goto fail;
         }
@@ -172,6 +185,7 @@ ImageRegistry *image_registry_free(ImageRegistry *reg)
     for (size_t i = 0; i < reg->n_images; i++) {
         erofs_image_info_clear(&reg->images[i].info);
         rafs_bootstrap_clear(&reg->images[i].rafs);
+        free(reg->images[i].chunk_table);
         backend_free(reg->images[i].boot_backend);
         backend_free(reg->images[i].blob_backend);
     }
@@ -288,11 +302,49 @@ static void open_blob_sized(BackendRequest *breq, int res)
     req->done(req, 0);
 }
 
+static const Image *image_of_rafs_blob(const ImageRegistry *reg, const RafsBlob *rb)
+{
+    for (size_t i = 0; i < reg->n_images; i++) {
+        const Image *img = &reg->images[i];
+        if (img->is_rafs && rb >= img->rafs.blobs && rb < img->rafs.blobs + img->rafs.blob_count)
+            return img;
+    }
+    return NULL;
+}
+
+/*
+ * A blob without a blob.digest array is still verified when the bootstrap's
+ * chunk table lists its chunks (nydus writes one unless the digests are
+ * inlined in the blob). A table that contradicts the blob meta means the two
+ * do not belong together: refuse the blob rather than serve it unchecked.
+ */
+static int adopt_chunk_table_digests(BlobOpenRequest *req)
+{
+    const Image *img = image_of_rafs_blob(req->reg, req->src.rafs_blob);
+    BlobInfo *blob = req->blob;
+    if (!req->reg->cfg->verify || blob->digests || blob->digester == BLOB_DIGEST_NONE || !img || !img->chunk_table)
+        return 0;
+    char why[200];
+    int r = rafs_chunk_table_digests(img->chunk_table, img->chunk_table_len, req->src.rafs_blob->index, blob, why,
+                                     sizeof(why));
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        snprintf(req->why, sizeof(req->why), "blob %.64s: bootstrap chunk table: %.160s", blob->id, why);
+    return r;
+}
+
 static void open_nydus_done(NydusBlobOpen *nreq, int res)
 {
     BlobOpenRequest *req = cfn_container_of(nreq, BlobOpenRequest, nydus);
     snprintf(req->why, sizeof(req->why), "%s", nreq->why);
     req->blob = nreq->blob;
+    if (res == 0 && req->blob && (res = adopt_chunk_table_digests(req)) < 0)
+        req->blob = blob_info_free(req->blob);
+    else if (res == 0 && req->reg->cfg->verify && !req->blob->digests && (req->src.rafs_blob->features & RAFS_BLOB_ZRAN))
+        /* Raw deflate has no check value: a flipped bit can inflate into wrong bytes unnoticed. */
+        snprintf(req->why, sizeof(req->why), "blob %.64s: ZRAN chunks without chunk digests (neither blob.digest "
+                 "nor a bootstrap chunk table): corrupt .tar.gz data cannot be detected", req->blob->id);
     req->done(req, res);
 }
 

@@ -533,3 +533,71 @@ int rafs_bootstrap_blob_info(const RafsBlob *rb, BlobInfo **ret)
     *ret = b;
     return 0;
 }
+
+int rafs_chunk_table_digests(const void *table, size_t table_len, uint32_t blob_index, BlobInfo *blob,
+                             char *why, size_t why_len)
+{
+    const size_t esz = sizeof(struct rafs_v5_chunk_info_disk);
+    if (table_len % esz)
+        return BAD("chunk table of %zu bytes is not a whole number of %zu-byte entries", table_len, esz);
+    if (!blob->chunk_count)
+        return why_fail(-ENOENT, why, why_len, "blob %s has no chunks", blob->id);
+    uint8_t (*digests)[BLOB_DIGEST_SIZE] = calloc(blob->chunk_count, BLOB_DIGEST_SIZE);
+    uint8_t *seen = calloc(blob->chunk_count, 1);
+    uint32_t *crcs = calloc(blob->chunk_count, sizeof(*crcs));
+    int r = digests && seen && crcs ? 0 : -ENOMEM;
+    uint32_t covered = 0;
+    for (size_t k = 0; r == 0 && k < table_len / esz; k++) {
+        struct rafs_v5_chunk_info_disk e;
+        memcpy(&e, (const uint8_t *)table + k * esz, esz);
+        if (le32toh(e.blob_index) != blob_index)
+            continue;
+        uint32_t i = le32toh(e.index), flags = le32toh(e.flags);
+        if (i >= blob->chunk_count) {
+            r = BAD("chunk table entry %zu: ci index %" PRIu32 " is past the %" PRIu32 " chunks of blob %s", k, i,
+                    blob->chunk_count, blob->id);
+            break;
+        }
+        const BlobChunkInfo *c = &blob->chunks[i];
+        if (le64toh(e.uncompressed_offset) != c->uncompressed_offset ||
+            le32toh(e.uncompressed_size) != c->uncompressed_size) {
+            r = BAD("chunk table entry %zu: chunk %" PRIu32 " of blob %s at [%" PRIu64 ", +%" PRIu32 "), the blob meta says [%"
+                    PRIu64 ", +%" PRIu32 ")", k, i, blob->id, (uint64_t)le64toh(e.uncompressed_offset),
+                    le32toh(e.uncompressed_size), c->uncompressed_offset, c->uncompressed_size);
+            break;
+        }
+        if (seen[i] && memcmp(digests[i], e.block_id, BLOB_DIGEST_SIZE) != 0) {
+            r = BAD("chunk table entry %zu: chunk %" PRIu32 " of blob %s listed twice with different digests", k, i, blob->id);
+            break;
+        }
+        if (!seen[i])
+            covered++;
+        seen[i] |= 1;
+        memcpy(digests[i], e.block_id, BLOB_DIGEST_SIZE);
+        if (flags & RAFS_V5_CHUNK_HAS_CRC32) {
+            crcs[i] = le32toh(e.crc32);
+            seen[i] |= 2;
+        }
+    }
+    if (r == 0 && covered == 0)
+        r = why_fail(-ENOENT, why, why_len, "the chunk table lists no chunk of blob %s", blob->id);
+    else if (r == 0 && covered != blob->chunk_count)
+        r = BAD("the chunk table covers %" PRIu32 " of the %" PRIu32 " chunks of blob %s", covered, blob->chunk_count,
+                blob->id);
+    if (r == 0) {
+        for (uint32_t i = 0; i < blob->chunk_count; i++) {
+            BlobChunkInfo *c = &blob->chunks[i];
+            if ((seen[i] & 2) && !(c->flags & (BLOB_CHUNK_HAS_CRC32 | BLOB_CHUNK_BATCH))) {
+                c->flags |= BLOB_CHUNK_HAS_CRC32;
+                c->crc32 = crcs[i];
+            }
+        }
+        free(blob->digests);
+        blob->digests = digests;
+        digests = NULL;
+    }
+    free(digests);
+    free(seen);
+    free(crcs);
+    return r;
+}

@@ -108,6 +108,20 @@ int rafs_bootstrap_parse_blob(const void *entry, uint32_t index, uint32_t fs_chu
                               uint64_t sb_flags, uint64_t where, RafsBlob *out,
                               char *why, size_t why_len);
 
+/*
+ * Chunk digests from the bootstrap's chunk table (RafsV5ChunkInfo[]: the
+ * `table_len` bytes at chunk_table_offset), for blobs whose data carries no
+ * `blob.digest` array (images without a TOC, targz-ref). Every entry of blob
+ * `blob_index` must name a ci index of `blob` with the same uncompressed
+ * offset and size, duplicates must agree, and every ci entry must be
+ * covered; a crc32 there is adopted for chunks whose ci entry has none.
+ * On success blob->digests is set. -ENOENT: the table lists no chunk of
+ * this blob (nothing to verify with); -EBADMSG: the table contradicts the
+ * blob meta (why names the entry).
+ */
+int rafs_chunk_table_digests(const void *table, size_t table_len, uint32_t blob_index, BlobInfo *blob,
+                             char *why, size_t why_len);
+
 const RafsBlob *rafs_bootstrap_find_blob(const RafsBootstrap *bs, const char *id);
 
 /*

@@ -216,6 +216,53 @@ static BlobInfo *load_blob(RafsBootstrap *bs)
     return info;
 }
 
+/* The chunk table as a digest source: the same digests the TOC carries; contradictions refused. */
+static void test_chunk_table_digests(void)
+{
+    RafsBootstrap bs;
+    BlobInfo *info = load_blob(&bs);
+    if (!info)
+        return;
+    const size_t esz = sizeof(struct rafs_v5_chunk_info_disk);
+    uint8_t table[3 * 80];
+    char why[256] = "";
+    memcpy(table, boot + bs.chunk_table_offset, 2 * esz);
+    CHECK_EQ_INT(bs.chunk_table_size, 2 * esz);
+
+    CHECK_EQ_INT(rafs_chunk_table_digests(table, 2 * esz, 0, info, why, sizeof(why)), 0);
+    CHECK(info->digests && tu_hex_eq(info->digests[0], 32, DIGEST0) && tu_hex_eq(info->digests[1], 32, DIGEST1));
+    CHECK_EQ_INT(rafs_chunk_table_digests(table, 2 * esz, 1, info, why, sizeof(why)), -ENOENT);
+    CHECK_EQ_INT(rafs_chunk_table_digests(table, 2 * esz - 1, 0, info, why, sizeof(why)), -EBADMSG);
+    /* One entry only: chunk 0 would go unverified. */
+    CHECK_EQ_INT(rafs_chunk_table_digests(table, esz, 0, info, why, sizeof(why)), -EBADMSG);
+    CHECK(strstr(why, "covers 1 of the 2 chunks") != NULL);
+    /* A duplicate entry with another digest. */
+    memcpy(table + 2 * esz, table, esz);
+    table[2 * esz] ^= 1;
+    CHECK_EQ_INT(rafs_chunk_table_digests(table, 3 * esz, 0, info, why, sizeof(why)), -EBADMSG);
+    CHECK(strstr(why, "different digests") != NULL);
+    /* An uncompressed range that disagrees with the blob meta. */
+    memcpy(table + 2 * esz, table, esz);
+    table[2 * esz + 56] ^= 0x10;
+    CHECK_EQ_INT(rafs_chunk_table_digests(table + esz, 2 * esz, 0, info, why, sizeof(why)), -EBADMSG);
+    CHECK(strstr(why, "the blob meta says") != NULL);
+    /* A ci index past the blob's chunks. */
+    memcpy(table + 2 * esz, table, esz);
+    table[2 * esz + 72] = 7;
+    CHECK_EQ_INT(rafs_chunk_table_digests(table + esz, 2 * esz, 0, info, why, sizeof(why)), -EBADMSG);
+    CHECK(strstr(why, "past the 2 chunks") != NULL);
+    /* A crc in the table is adopted for a chunk whose ci entry has none. */
+    memcpy(table + 2 * esz, table + esz, esz);
+    uint32_t flags = htole32(RAFS_V5_CHUNK_COMPRESSED | RAFS_V5_CHUNK_HAS_CRC32), crc = htole32(0x1234abcd);
+    memcpy(table + 2 * esz + 36, &flags, 4);
+    memcpy(table + 2 * esz + 76, &crc, 4);
+    CHECK_EQ_INT(rafs_chunk_table_digests(table, 3 * esz, 0, info, why, sizeof(why)), 0);
+    CHECK(info->chunks[0].flags & BLOB_CHUNK_HAS_CRC32);
+    CHECK_EQ_INT(info->chunks[0].crc32, 0x1234abcd);
+    blob_info_free(info);
+    rafs_bootstrap_clear(&bs);
+}
+
 static void test_blob_meta(void)
 {
     RafsBootstrap bs;
@@ -517,6 +564,7 @@ int main(void)
     RUN(test_inodes);
     RUN(test_chunk_table);
     RUN(test_blob_meta);
+    RUN(test_chunk_table_digests);
     RUN(test_tar_headers);
     RUN(test_toc);
     RUN(test_chunks_content);
