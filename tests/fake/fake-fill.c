@@ -2,15 +2,19 @@
 /*
  * Serve one data blob of an image through the daemon and the fake device the
  * way the kernel would (OPEN bootstrap, OPEN blob, READs of 128 KiB in a
- * shuffled order) and leave the resulting cache file behind, so a test can
- * compare it with the cache file the image builder predicts.
+ * shuffled order, several in flight) and leave the resulting cache file
+ * behind, so a test can compare it with the cache file the image builder
+ * predicts.
  *
  *   fake-fill BOOTSTRAP BLOB_DIR BLOB_ID OUT_CACHE_FILE [WORK_DIR]
  *
  * BOOTSTRAP "blob:<id>" takes the bootstrap out of that inline-meta blob.
  * FAKE_FILL_BACKEND replaces the localfs backend with a YAML flow mapping
  * (e.g. "{type: registry, host: ..., repo: ...}"); FAKE_FILL_WINDOW sets the
- * read window (default 128KiB). The fill rate is printed at the end.
+ * read window (default 128KiB), FAKE_FILL_THREADS the worker threads (default
+ * 2), FAKE_FILL_CONFIG adds top-level config lines; FAKE_FILL_READ, _READERS,
+ * _DEPTH and _ORDER shape the READs (see main). The fill rate, the READ model
+ * and the CPU time spent during the fill are printed at the end.
  *
  * Exits 0 when every READ succeeded, 1 when any failed, 2 on set-up errors.
  */
@@ -20,11 +24,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cachefilesd-nydus/daemon.h"
 #include "fake_device.h"
 #include "storage/util/log.h"
+
+/* "128KiB", "8", "1MiB": a count or a size; def when unset. */
+static uint64_t parse_size(const char *s, uint64_t def)
+{
+    if (!s || !*s)
+        return def;
+    char *end;
+    uint64_t v = strtoull(s, &end, 10);
+    if (strcmp(end, "KiB") == 0)
+        v <<= 10;
+    else if (strcmp(end, "MiB") == 0)
+        v <<= 20;
+    else if (*end)
+        return 0;
+    return v;
+}
 
 static bool run_until(Daemon *d, FakeDevice *dev, uint32_t msg_id, bool copen)
 {
@@ -48,10 +69,12 @@ int main(int argc, char **argv)
     cfn_log_set_level(getenv("FAKE_FILL_DEBUG") ? CFN_LOG_DEBUG : CFN_LOG_INFO);
     char text[8192], err[512], local[4200];
     const char *backend = getenv("FAKE_FILL_BACKEND"), *window = getenv("FAKE_FILL_WINDOW");
+    const char *threads = getenv("FAKE_FILL_THREADS"), *extra = getenv("FAKE_FILL_CONFIG");
     snprintf(local, sizeof(local), "{type: localfs, dir: %s}", blob_dir);
     snprintf(text, sizeof(text),
-             "cache_dir: %s/cache\nwork_dir: %s\nthreads: 2\nread_window: %s\nmerge_limit: 64MiB\n"
-             "images:\n  - fsid: image\n    %s: %s\n    backend: %s\n", work, work, window ? window : "128KiB",
+             "cache_dir: %s/cache\nwork_dir: %s\nthreads: %s\nread_window: %s\nmerge_limit: 64MiB\n%s%s"
+             "images:\n  - fsid: image\n    %s: %s\n    backend: %s\n", work, work, threads ? threads : "2",
+             window ? window : "128KiB", extra ? extra : "", extra ? "\n" : "",
              strncmp(boot, "blob:", 5) ? "bootstrap" : "bootstrap_blob", strncmp(boot, "blob:", 5) ? boot : boot + 5,
              backend ? backend : local);
     Config *cfg = NULL;
@@ -79,37 +102,91 @@ int main(int argc, char **argv)
     if (ftruncate(cfd, (off_t)((size + 4095) & ~4095ll)) < 0)
         return 2;
 
-    /* 128 KiB READs in a shuffled order, several in flight, like concurrent readers. */
-    const uint64_t step = 128 * 1024;
+    /* READs of FAKE_FILL_READ bytes (default 128 KiB, the kernel's default
+     * readahead window). FAKE_FILL_READERS readers (default 8) each keep
+     * FAKE_FILL_DEPTH READs (default 1) outstanding; nobody waits for anybody
+     * else. FAKE_FILL_ORDER=shuffle (default): the readers draw READs from one
+     * shuffled list; =stream: reader r reads its own 1/READERS slice of the
+     * blob front to back, like concurrent sequential readers with readahead. */
+    uint64_t step = parse_size(getenv("FAKE_FILL_READ"), 128 * 1024);
+    uint64_t readers = parse_size(getenv("FAKE_FILL_READERS"), 8);
+    uint64_t depth = parse_size(getenv("FAKE_FILL_DEPTH"), 1);
+    const char *order_env = getenv("FAKE_FILL_ORDER");
+    bool stream = order_env && strcmp(order_env, "stream") == 0;
+    if (!step || step % 4096 || !readers || !depth || readers > 4096 || depth > 64) {
+        fprintf(stderr, "fake-fill: bad FAKE_FILL_READ/READERS/DEPTH\n");
+        return 2;
+    }
     uint64_t n = ((uint64_t)size + step - 1) / step;
     uint64_t *order = malloc(n * sizeof(*order));
+    uint64_t *next = calloc(readers, sizeof(*next)), *stop = calloc(readers, sizeof(*stop));
+    uint64_t *busy = calloc(readers, sizeof(*busy));
+    uint32_t *owner = malloc(n * sizeof(*owner));
+    if (!order || !next || !stop || !busy || !owner)
+        return 2;
     for (uint64_t i = 0; i < n; i++)
         order[i] = i;
-    uint32_t x = 12345;
-    for (uint64_t i = n; i > 1; i--) {
-        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-        uint64_t j = x % i, t = order[i - 1];
-        order[i - 1] = order[j];
-        order[j] = t;
-    }
-    uint64_t t0 = loop_now_ns();
-    for (uint64_t i = 0; i < n; i += 8) {
-        for (uint64_t k = i; k < n && k < i + 8; k++) {
-            uint64_t off = order[k] * step;
-            uint64_t len = (uint64_t)size - off < step ? (((uint64_t)size - off + 4095) & ~4095ull) : step;
-            fake_device_push_read(dev, (uint32_t)(100 + k), 2, off, len);
+    if (!stream) {
+        uint32_t x = 12345;
+        for (uint64_t i = n; i > 1; i--) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            uint64_t j = x % i, t = order[i - 1];
+            order[i - 1] = order[j];
+            order[j] = t;
         }
-        for (uint64_t k = i; k < n && k < i + 8; k++)
-            if (!run_until(d, dev, (uint32_t)(100 + k), false)) {
-                fprintf(stderr, "fake-fill: READ %" PRIu64 " never completed\n", k);
-                return 1;
+    }
+    /* stream: reader r owns order[r*n/R, (r+1)*n/R); shuffle: all share one cursor (next[0]). */
+    for (uint64_t r = 0; r < readers; r++) {
+        next[r] = stream ? r * n / readers : 0;
+        stop[r] = stream ? (r + 1) * n / readers : n;
+    }
+    uint64_t done = 0, seen = 0, issued = 0;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    uint64_t t0 = loop_now_ns(), last_progress = t0;
+    while (done < n) {
+        for (uint64_t r = 0; r < readers; r++) {
+            uint64_t *cur = stream ? &next[r] : &next[0];
+            while (busy[r] < depth && *cur < stop[r]) {
+                uint64_t k = (*cur)++;
+                uint64_t off = order[k] * step;
+                uint64_t len = (uint64_t)size - off < step ? (((uint64_t)size - off + 4095) & ~4095ull) : step;
+                owner[k] = (uint32_t)r;
+                busy[r]++;
+                issued++;
+                fake_device_push_read(dev, (uint32_t)(100 + k), 2, off, len);
             }
+        }
+        loop_run_once(d->loop, 10);
+        for (; seen < fake_device_n_completions(dev); seen++) {
+            uint32_t id = fake_device_completion_id(dev, seen);
+            if (id < 100 || id - 100 >= n)
+                continue;
+            busy[owner[id - 100]]--;
+            done++;
+            last_progress = loop_now_ns();
+        }
+        if (loop_now_ns() - last_progress > 30000000000ull) {
+            fprintf(stderr, "fake-fill: %" PRIu64 " READs never completed\n", issued - done);
+            return 1;
+        }
     }
     double secs = (double)(loop_now_ns() - t0) / 1e9;
+    getrusage(RUSAGE_SELF, &ru1);
+#define TV(a, b) ((double)((b).tv_sec - (a).tv_sec) + (double)((b).tv_usec - (a).tv_usec) / 1e6)
+    double cpu_user = TV(ru0.ru_utime, ru1.ru_utime), cpu_sys = TV(ru0.ru_stime, ru1.ru_stime);
+#undef TV
     uint64_t failures = d->stats.read_failures;
     printf("fake-fill: blob %s: %" PRIu64 " bytes, %" PRIu64 " READs, %" PRIu64 " failed, %.3f s, %.1f MiB/s\n",
            blob_id, (uint64_t)size, n, failures, secs, (double)size / secs / 1048576.0);
+    printf("fake-fill: model: %s, %" PRIu64 " reader(s) x %" PRIu64 " READ(s) of %" PRIu64 " KiB in flight; "
+           "cpu %.2f s user + %.2f s sys\n", stream ? "stream" : "shuffle", readers, depth, step >> 10,
+           cpu_user, cpu_sys);
     free(order);
+    free(next);
+    free(stop);
+    free(busy);
+    free(owner);
     daemon_free(d);
     config_free(cfg);
     return failures ? 1 : 0;

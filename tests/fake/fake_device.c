@@ -180,3 +180,9 @@ unsigned fake_device_completions(const FakeDevice *dev, uint32_t msg_id)
         n += dev->completions[i].msg_id == msg_id;
     return n;
 }
+
+size_t fake_device_n_completions(const FakeDevice *dev) { return dev->n_completions; }
+uint32_t fake_device_completion_id(const FakeDevice *dev, size_t i)
+{
+    return i < dev->n_completions ? dev->completions[i].msg_id : 0;
+}

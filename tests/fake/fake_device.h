@@ -31,3 +31,6 @@ const char *fake_device_cmd(const FakeDevice *dev, size_t i);
 bool fake_device_copen_result(const FakeDevice *dev, uint32_t msg_id, int64_t *value);
 /* How many READ_COMPLETEs were sent for msg_id. */
 unsigned fake_device_completions(const FakeDevice *dev, uint32_t msg_id);
+/* Every READ_COMPLETE sent so far, in order: how many, and the msg_id of the i-th. */
+size_t fake_device_n_completions(const FakeDevice *dev);
+uint32_t fake_device_completion_id(const FakeDevice *dev, size_t i);
