@@ -512,7 +512,7 @@ static void config_defaults(Config *cfg)
     cfg->request_timeout_ms = 60000;
     cfg->raw_chunk_size = 1u << 20;
     cfg->verify = true;
-    cfg->fanotify_readahead = 4u << 20;
+    cfg->fanotify_readahead = 16u << 20;
 }
 
 int config_parse(Config **ret, const char *name, const char *text, size_t len, char *err, size_t err_len)

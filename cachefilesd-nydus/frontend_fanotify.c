@@ -370,40 +370,46 @@ static void prefetch_done(FillRequest *fill, int res)
  * Keep fills ahead of a reader that moves forward through the blob, so its
  * next events find the data present instead of waiting for a fetch each
  * (the local-disk equivalent is the kernel's readahead, which a pre-content
- * event cannot see past). Bounded: `fanotify_readahead` bytes ahead, issued
- * in steps of at least half of it, at most max(2, readahead / 4 MiB) steps
- * per blob in flight; storage never fetches a chunk twice.
+ * event cannot see past). The window is `fanotify_readahead` bytes past the
+ * reader, filled as a stream of read_window-sized fills (1 MiB): each is a
+ * fetch of its own, so the workers verify and write several in parallel
+ * and a reader that catches up with the stream waits for one window, not a
+ * whole merged fetch. At most readahead / step + 1 fills per blob are in
+ * flight; storage never fetches a chunk twice.
  */
 static void blob_readahead(FanBlob *b, uint64_t end)
 {
     FanFrontend *fe = b->fe;
     const Config *cfg = fe_daemon(fe)->cfg;
     uint64_t ra = cfg->fanotify_readahead, size = b->info->uncompressed_size;
-    if (!ra || fe->stopping || !b->marked || b->prefetching >= CFN_MAX(2u, ra / (4u << 20)) || end >= size)
+    if (!ra || fe->stopping || !b->marked || end >= size)
         return;
+    uint64_t step = CFN_MAX((uint64_t)cfg->read_window, (uint64_t)CFN_PAGE_SIZE);
+    step = CFN_MAX(step, cfn_align_up(ra / 64, CFN_PAGE_SIZE));     /* a huge window: fewer, larger fills */
+    unsigned max_fills = (unsigned)CFN_MIN(ra / step + 1, 256u);
     uint64_t want = CFN_MIN(end + ra, size);
     /* A jump back or far ahead starts a new stream at the reader. */
     uint64_t from = b->prefetch_end >= end && b->prefetch_end <= end + 2 * ra ? b->prefetch_end : end;
-    if (cfg->read_window)
-        from = cfn_align_down(from, cfg->read_window);
-    if (from >= want || want - from < CFN_MIN(ra / 2, size - from))
-        return;     /* far enough ahead already; issue in large steps */
-    if (blob_range_ready(b, from, want)) {
-        b->prefetch_end = want;
-        return;
+    while (from < want && b->prefetching < max_fills) {
+        uint64_t to = CFN_MIN(cfn_align_down(from, step) + step, size);
+        b->prefetch_end = to;
+        if (blob_range_ready(b, from, to)) {
+            from = to;
+            continue;
+        }
+        FanPrefetch *p = calloc(1, sizeof(*p));
+        if (!p)
+            return;
+        p->blob = b;
+        b->refs++;
+        b->prefetching++;
+        fe->stats.prefetches++;
+        p->fill.off = from;
+        p->fill.len = to - from;
+        p->fill.done = prefetch_done;
+        blob_cache_fill(b->cache, &p->fill);
+        from = to;
     }
-    FanPrefetch *p = calloc(1, sizeof(*p));
-    if (!p)
-        return;
-    p->blob = b;
-    b->refs++;
-    b->prefetching++;
-    b->prefetch_end = want;
-    fe->stats.prefetches++;
-    p->fill.off = from;
-    p->fill.len = want - from;
-    p->fill.done = prefetch_done;
-    blob_cache_fill(b->cache, &p->fill);
 }
 
 static void event_deadline(LoopTimer *t)
