@@ -38,6 +38,9 @@ MOUNT_TIMEOUT=${CFN_TEST_MOUNT_TIMEOUT:-60}
 VERIFY_TIMEOUT=${CFN_TEST_VERIFY_TIMEOUT:-300}
 BAD_READ_TIMEOUT=${CFN_TEST_BAD_READ_TIMEOUT:-60}
 
+# The image builder, for scenarios that make their own nydus images in the guest.
+MKIMAGE=${CFN_NYDUS_MKIMAGE:-$REPO/build/storage/builder/nydus-mkimage}
+
 SCEN_T0=$(date +%s.%N)
 # say MSG: progress line, stamped with the seconds since the scenario began.
 say() { echo "  [$(awk -v s="$SCEN_T0" -v e="$(date +%s.%N)" 'BEGIN { printf "%6.1f", e - s }')] $*"; }
@@ -77,6 +80,8 @@ daemon_start() {
         echo "request_timeout: 30s"
         [ -n "$extra" ] && printf '%s\n' "$extra"
         sed "s|@IMG@|$IMG|g" "$IMG/images.yaml"
+        # More entries of the images: list (scenarios that build their own images).
+        if [ -n "${DAEMON_MORE_IMAGES:-}" ]; then printf '%s\n' "$DAEMON_MORE_IMAGES"; fi
     } >"$cfg"
     : >"$DLOG"
     # The kernel's "dir" wants an existing directory; whether the daemon
@@ -244,4 +249,39 @@ finish() {
     umount_all
     daemon_check "unmounting"
     daemon_stop
+}
+
+# image_entry FSID BOOTSTRAP DIR: an images: list entry (localfs backend DIR)
+# for DAEMON_MORE_IMAGES.
+image_entry() {
+    printf '  - fsid: %s\n    bootstrap: %s\n    backend:\n      type: localfs\n      dir: %s\n' "$1" "$2" "$3"
+}
+
+# text_tree DIR SEED NAME:SIZE...: files of pseudo-random text over a
+# 17-symbol alphabet (zstd shrinks it to about half; no two 4 KiB blocks
+# alike), the same for the same seed; for scenarios that build their own images.
+text_tree() {
+    python3 - "$@" <<'PY'
+import os, random, sys
+root, seed = sys.argv[1], int(sys.argv[2])
+table = bytes(b"abcdefghijklmnop "[i % 17] for i in range(256))
+os.makedirs(root, exist_ok=True)
+for n, spec in enumerate(sys.argv[3:]):
+    name, size = spec.rsplit(":", 1)
+    with open(os.path.join(root, name), "wb") as f:
+        f.write(random.Random(seed * 1000 + n).randbytes(int(size)).translate(table))
+PY
+}
+
+# must_eio FILE [WHY]: reading FILE must fail with EIO (read_expect_eio);
+# otherwise the scenario fails. WHY says why it must not read.
+must_eio() {
+    local r=0
+    read_expect_eio "$1" || r=$?
+    case "$r" in
+        0) ;;
+        10) fail "$1 read 'successfully'${2:+ although $2}" ;;
+        11) fail "reading $1 hung for ${BAD_READ_TIMEOUT} s" ;;
+        *) fail "reading $1 failed, but not with EIO: $LAST_ERR" ;;
+    esac
 }

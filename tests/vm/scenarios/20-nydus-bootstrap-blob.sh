@@ -11,7 +11,7 @@
 W=/tmp/cfn-bootblob
 rm -rf "$W"
 mkdir -p "$W/blobs" "$W/work" "$W/mani" "$W/tree/sub"
-words_tree "$W/tree" 20 a.txt:300000 b.txt:70000 sub/c.txt:1200000 sub/d.txt:5
+text_tree "$W/tree" 20 a.txt:300000 b.txt:70000 sub/c.txt:1200000 sub/d.txt:5
 id=$("$MKIMAGE" -c 65536 -z zstd -d blake3 --inline-bootstrap -o "$W/blobs" "$W/tree" 2>"$W/mkimage.err" |
     tail -n 1) || fail "nydus-mkimage failed: $(tail -n 3 "$W/mkimage.err")"
 rm -f "$W/blobs/image.boot"
