@@ -46,6 +46,7 @@ struct Fetch {
     Waiter *waiters;
     Fetch *next_queued;
     int result;                     /* backend result, then first chunk error */
+    bool split;                     /* one group of a fetch split after -ENODATA */
     char why[160];
     int chunk_res[];                /* per chunk, set by the worker (or CHUNK_RES_SKIP) */
 };
@@ -483,11 +484,108 @@ static void fetch_work_done(WorkItem *item)
     fetch_finish(cfn_container_of(item, Fetch, work));
 }
 
+static void fetch_enqueue(CacheService *svc, Fetch *f);
+
+/* Move f's waiters onto the sub-fetch s where their chunk ranges overlap. */
+static int waiters_share(Fetch *f, Fetch *s)
+{
+    for (Waiter *wt = f->waiters; wt; wt = wt->next) {
+        uint32_t lo = CFN_MAX(wt->lo, s->first), hi = CFN_MIN(wt->hi, s->last);
+        if (lo > hi)
+            continue;
+        Waiter *n = malloc(sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        *n = (Waiter){ .req = wt->req, .lo = lo, .hi = hi, .next = s->waiters };
+        s->waiters = n;
+        wt->req->waiting++;
+    }
+    return 0;
+}
+
+/*
+ * A merged read that ran past the end of a short object (-ENODATA) says
+ * nothing about the chunks before the cut. Read each group on its own
+ * instead, so that only the groups past the end fail. Returns false (and
+ * changes nothing) when f holds a single group or memory is short.
+ */
+static bool fetch_split(Fetch *f)
+{
+    BlobCache *bc = f->bc;
+    CacheService *svc = bc->svc;
+    Fetch *subs = NULL, **tail = &subs;
+    uint32_t n = 0;
+    bool ok = true;
+    for (uint32_t i = f->first; i <= f->last && ok;) {
+        ChunkGroup g;
+        char why[160];
+        if (chunk_group_of(bc->blob, i, &g, why, sizeof(why)) < 0 || g.first < f->first || g.last > f->last) {
+            ok = false;
+            break;
+        }
+        i = g.last + 1;
+        bool owned = false;
+        for (uint32_t k = g.first; k <= g.last; k++)
+            owned |= f->chunk_res[k - f->first] != CHUNK_RES_SKIP;
+        if (!owned)
+            continue;
+        Fetch *s = calloc(1, sizeof(*s) + sizeof(int) * (g.last - g.first + 1));
+        if (!s) {
+            ok = false;
+            break;
+        }
+        *s = (Fetch){ .bc = bc, .first = g.first, .last = g.last, .coff = g.coff, .clen = g.clen, .split = true };
+        memcpy(s->chunk_res, &f->chunk_res[g.first - f->first], sizeof(int) * (g.last - g.first + 1));
+        *tail = s;
+        tail = &s->next_queued;
+        n++;
+        ok = waiters_share(f, s) == 0;
+    }
+    if (!ok || n < 2) {
+        /* Undo: nothing was moved yet but the waiter counts. */
+        while (subs) {
+            Fetch *s = subs;
+            subs = s->next_queued;
+            while (s->waiters) {
+                Waiter *wt = s->waiters;
+                s->waiters = wt->next;
+                wt->req->waiting--;
+                free(wt);
+            }
+            free(s);
+        }
+        return false;
+    }
+    log_info("blob %.64s: chunks %u-%u: the object ends inside the %u bytes at 0x%" PRIx64
+             "; reading their %u groups one by one", bc->blob->id, f->first, f->last, f->clen, f->coff, n);
+    while (f->waiters) {
+        Waiter *wt = f->waiters;
+        f->waiters = wt->next;
+        wt->req->waiting--;         /* still > 0: the sub-fetches hold it now */
+        free(wt);
+    }
+    svc->inflight_bytes -= f->clen;
+    bc->inflight_fetches += n - 1;
+    fetch_buf_put(svc, f->buf, f->clen);
+    free(f);
+    while (subs) {
+        Fetch *s = subs;
+        subs = s->next_queued;
+        for (uint32_t k = s->first; k <= s->last; k++)
+            if (s->chunk_res[k - s->first] != CHUNK_RES_SKIP)
+                bc->inflight[k] = s;
+        fetch_enqueue(svc, s);
+    }
+    return true;
+}
+
 static void fetch_read_done(BackendRequest *breq, int res)
 {
     Fetch *f = cfn_container_of(breq, Fetch, breq);
     BlobCache *bc = f->bc;
     bc->svc->stats.bytes_fetched += res > 0 ? (uint64_t)res : 0;
+    if (res == -ENODATA && !f->split && !atomic_load(&bc->closed) && fetch_split(f))
+        return;
     if (res < 0 || atomic_load(&bc->closed)) {
         f->result = res < 0 ? res : -ESHUTDOWN;
         snprintf(f->why, sizeof(f->why), "chunks %u-%u: backend read of %u bytes at 0x%" PRIx64 " failed: %s",
