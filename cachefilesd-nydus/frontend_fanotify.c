@@ -53,6 +53,7 @@
 #include "daemon.h"
 #include "erofs_datamap.h"
 #include "storage/cache/cache_file.h"
+#include "storage/util/fsutil.h"
 #include "storage/util/log.h"
 #include "uapi/erofs.h"
 #include "uapi/fanotify.h"
@@ -630,19 +631,8 @@ static char *state_render(FanFrontend *fe, const FanJob *job)
 /* Worker: replace the state file atomically. */
 static int state_write(const char *path, const char *text)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(text);
-    int r = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    close(fd);
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    return r;
+    struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+    return fs_write_atomic(path, &iov, 1, 0600);
 }
 
 static void job_fail(FanJob *job, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1319,24 +1309,6 @@ int fanotify_control_path(const char *work_dir, char *out, size_t out_len)
     return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 /*
  * An inherited group may still hold events the previous daemon read but
  * never answered; their readers would wait forever. Their fd numbers were
@@ -1369,7 +1341,7 @@ static int fan_start(Frontend *base)
         log_error("fanotify: cache_dir or work_dir path is too long");
         return -ENAMETOOLONG;
     }
-    if ((r = mkdir_p(cfg->cache_dir)) < 0 || (r = mkdir_p(fe->cache_root)) < 0 || (r = mkdir_p(cfg->work_dir)) < 0) {
+    if ((r = fs_mkdir_p(cfg->cache_dir, 0755)) < 0 || (r = fs_mkdir_p(fe->cache_root, 0755)) < 0 || (r = fs_mkdir_p(cfg->work_dir, 0755)) < 0) {
         log_error("fanotify: cannot create %s, %s or %s: %s", cfg->cache_dir, fe->cache_root, cfg->work_dir, strerror(-r));
         return r;
     }
@@ -1538,7 +1510,7 @@ int frontend_fanotify_new(Frontend **ret, Daemon *d, int group_fd)
 
 int fanotify_probe(const char *dir, char *why, size_t why_len)
 {
-    int r = mkdir_p(dir);
+    int r = fs_mkdir_p(dir, 0755);
     if (r < 0) {
         snprintf(why, why_len, "cannot create %s: %s", dir, strerror(-r));
         return r;

@@ -3,26 +3,16 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "storage/util/macros.h"
+#include "uapi/why.h"
 
 #define CTX_FLAGS (BLOB_CHUNK_BATCH | BLOB_CHUNK_ZRAN)
 
-static int bad(char *why, size_t why_len, const char *fmt, ...) _printf_(3, 4);
-static int bad(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
-    return -EIO;
-}
-
-#define BAD(...) bad(why, why_len, __VA_ARGS__)
+#define BAD(...) why_fail(-EIO, why, why_len, __VA_ARGS__)
 
 const char *chunk_group_kind_name(ChunkGroupKind kind)
 {

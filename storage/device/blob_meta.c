@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "storage/util/fsutil.h"
 #include "storage/util/macros.h"
 #include "uapi/rafs.h"
 #include "uapi/why.h"
@@ -525,25 +526,10 @@ int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, ch
     return blob_meta_parse_cache(rb, buf, want, blob, why, why_len);
 }
 
-static int write_all(int fd, const void *p, size_t len)
-{
-    const uint8_t *b = p;
-    while (len) {
-        ssize_t n = write(fd, b, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        b += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_t why_len)
 {
     const BlobMetaPrivate *m = blob->meta_private;
-    char path[PATH_MAX], tmp[PATH_MAX];
+    char path[PATH_MAX];
     static const uint8_t zero[RAFS_BLOCK_SIZE];
     int r;
 
@@ -552,35 +538,15 @@ int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_
     r = meta_path(path, sizeof(path), dir, blob->id, why, why_len);
     if (r < 0)
         return r;
-    int n = snprintf(tmp, sizeof(tmp), "%s/.%s.blob.meta.XXXXXX", dir, blob->id);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return why_fail(-ENAMETOOLONG, why, why_len, "temporary path in %s is too long", dir);
-
-    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        r = -errno;
-        return why_fail(r, why, why_len, "create %s: %s", tmp, strerror(-r));
-    }
     size_t pad = (size_t)(cfn_align_up(m->ci_len, RAFS_BLOCK_SIZE) - m->ci_len);
-    r = write_all(fd, m->ci, m->ci_len);
-    if (r == 0)
-        r = write_all(fd, zero, pad);
-    if (r == 0)
-        r = write_all(fd, m->header, sizeof(m->header));
-    if (r == 0 && fchmod(fd, 0644) < 0)
-        r = -errno;
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    if (r == 0 && rename(tmp, path) < 0)
-        r = -errno;
-    if (r < 0) {
-        unlink(tmp);
+    struct iovec iov[] = {
+        { .iov_base = (void *)m->ci, .iov_len = m->ci_len },
+        { .iov_base = (void *)zero, .iov_len = pad },
+        { .iov_base = (void *)m->header, .iov_len = sizeof(m->header) },
+    };
+    r = fs_write_atomic(path, iov, 3, 0644);
+    if (r < 0)
         return why_fail(r, why, why_len, "write %s: %s", path, strerror(-r));
-    }
-    /* Make the rename itself durable; a failure here leaves a valid file. */
-    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0)
-        (void)fsync(dfd);
     return 0;
 }
 
