@@ -84,6 +84,31 @@ bool hcommon_header_ok(const char *h)
     return true;
 }
 
+int hcommon_request_result(BackendRequest *req, uint64_t content_length, int res)
+{
+    if (res < 0)
+        return res;
+    if (req->kind == BACKEND_SIZE) {
+        if (content_length == UINT64_MAX)
+            return -EPROTO;
+        req->size = content_length;
+        return 0;
+    }
+    req->done_bytes = req->len;
+    return (int)req->len;
+}
+
+bool hcommon_host_name_ok(const char *s, const char *extra)
+{
+    if (!s || !*s)
+        return false;
+    for (const char *c = s; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              strchr(extra, *c)))
+            return false;
+    return true;
+}
+
 bool hcommon_blob_id_ok(const char *id)
 {
     size_t n = strlen(id);

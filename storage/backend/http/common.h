@@ -28,6 +28,13 @@ void hcommon_fini(HttpCommon *c);
 
 /* A header line "Name: value" without control characters. */
 bool hcommon_header_ok(const char *h);
+/*
+ * A finished call's result for the backend request: its size (from
+ * Content-Length; -EPROTO without one) or its full length, or the error.
+ */
+int hcommon_request_result(BackendRequest *req, uint64_t content_length, int res);
+/* A bucket or endpoint name: non-empty, [A-Za-z0-9] plus the characters in extra. */
+bool hcommon_host_name_ok(const char *s, const char *extra);
 /* [A-Za-z0-9._-]{1,128} */
 bool hcommon_blob_id_ok(const char *id);
 /* 64 lowercase hex digits (a sha256 digest) */

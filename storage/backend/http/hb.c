@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 #include "hb.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "storage/util/log.h"
@@ -33,21 +34,20 @@ static void hb_op_free(HbOp *op)
     free(op);
 }
 
+int hb_url_join(const char *base, const char *blob_id, char **out)
+{
+    size_t n = strlen(base) + strlen(blob_id) + 1;
+    *out = malloc(n);
+    if (!*out)
+        return -ENOMEM;
+    snprintf(*out, n, "%s%s", base, blob_id);
+    return 0;
+}
+
 static void hb_complete(HbOp *op, int res)
 {
     BackendRequest *req = op->req;
-    if (res == 0) {
-        if (req->kind == BACKEND_SIZE) {
-            uint64_t sz = op->call.x.resp.content_length;
-            if (sz == UINT64_MAX)
-                res = -EPROTO;
-            else
-                req->size = sz;
-        } else {
-            res = (int)req->len;
-            req->done_bytes = req->len;
-        }
-    }
+    res = hcommon_request_result(req, op->call.x.resp.content_length, res);
     hb_op_free(op);
     req->done(req, res);
 }

@@ -29,6 +29,9 @@ struct HbBackend {
     HbOp *ops;          /* in flight, for cancellation on free */
 };
 
+/* base followed by blob_id, malloc'd: how each of these backends names a blob. */
+int hb_url_join(const char *base, const char *blob_id, char **out);
+
 /* Set up b (allocated by the caller with b->base.ops set) from cfg. */
 int hb_init(HbBackend *b, Loop *loop, const HttpCommonConfig *cfg, const HbHooks *hooks, void *priv);
 int hb_submit(Backend *base, BackendRequest *req);

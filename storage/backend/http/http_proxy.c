@@ -24,13 +24,7 @@ static const BackendOps http_proxy_backend_ops = {
 
 static int hpb_url(HbBackend *b, const char *blob_id, char **out)
 {
-    HttpProxyPriv *p = b->priv;
-    size_t n = strlen(p->base) + strlen(blob_id) + 1;
-    *out = malloc(n);
-    if (!*out)
-        return -ENOMEM;
-    snprintf(*out, n, "%s%s", p->base, blob_id);
-    return 0;
+    return hb_url_join(((HttpProxyPriv *)b->priv)->base, blob_id, out);
 }
 
 static void hpb_free_priv(HbBackend *b)

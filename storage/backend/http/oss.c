@@ -31,13 +31,7 @@ static const BackendOps oss_backend_ops = {
 
 static int oss_url(HbBackend *b, const char *blob_id, char **out)
 {
-    OssPriv *p = b->priv;
-    size_t n = strlen(p->base) + strlen(blob_id) + 1;
-    *out = malloc(n);
-    if (!*out)
-        return -ENOMEM;
-    snprintf(*out, n, "%s%s", p->base, blob_id);
-    return 0;
+    return hb_url_join(((OssPriv *)b->priv)->base, blob_id, out);
 }
 
 static void oss_http_date(char *buf, size_t cap)
@@ -103,20 +97,9 @@ static void oss_free_priv(HbBackend *b)
 
 static const HbHooks oss_hooks = { .url = oss_url, .sign = oss_sign, .free_priv = oss_free_priv };
 
-static bool oss_name_ok(const char *s, const char *extra)
-{
-    if (!s || !*s)
-        return false;
-    for (const char *c = s; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              strchr(extra, *c)))
-            return false;
-    return true;
-}
-
 int backend_oss_new(Backend **ret, Loop *loop, const OssConfig *cfg)
 {
-    if (!oss_name_ok(cfg->bucket_name, ".-_") || !oss_name_ok(cfg->endpoint, ".-:[]")) {
+    if (!hcommon_host_name_ok(cfg->bucket_name, ".-_") || !hcommon_host_name_ok(cfg->endpoint, ".-:[]")) {
         log_debug("oss: bucket_name and endpoint are required and must be host-name safe");
         return -EINVAL;
     }

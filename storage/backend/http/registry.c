@@ -176,18 +176,7 @@ static void reg_op_free(RegOp *op)
 static void reg_finish(RegOp *op, int res)
 {
     BackendRequest *req = op->req;
-    if (res == 0) {
-        if (req->kind == BACKEND_SIZE) {
-            uint64_t sz = op->call.x.resp.content_length;
-            if (sz == UINT64_MAX)
-                res = -EPROTO;
-            else
-                req->size = sz;
-        } else {
-            req->done_bytes = req->len;
-            res = (int)req->len;
-        }
-    }
+    res = hcommon_request_result(req, op->call.x.resp.content_length, res);
     if (res < 0)
         log_debug("registry: blob %s: %s", req->blob_id, strerror(-res));
     if (op->in_submit) {

@@ -33,13 +33,7 @@ static const BackendOps s3_backend_ops = {
 
 static int s3_url(HbBackend *b, const char *blob_id, char **out)
 {
-    S3Priv *p = b->priv;
-    size_t n = strlen(p->base) + strlen(blob_id) + 1;
-    *out = malloc(n);
-    if (!*out)
-        return -ENOMEM;
-    snprintf(*out, n, "%s%s", p->base, blob_id);
-    return 0;
+    return hb_url_join(((S3Priv *)b->priv)->base, blob_id, out);
 }
 
 static int s3_sign(HbBackend *b, enum http_method m, const char *blob_id, char **out, size_t *n)
@@ -70,21 +64,10 @@ static void s3_free_priv(HbBackend *b)
 
 static const HbHooks s3_hooks = { .url = s3_url, .sign = s3_sign, .free_priv = s3_free_priv };
 
-static bool s3_name_ok(const char *s, const char *extra)
-{
-    if (!s || !*s)
-        return false;
-    for (const char *c = s; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              strchr(extra, *c)))
-            return false;
-    return true;
-}
-
 int backend_s3_new(Backend **ret, Loop *loop, const S3Config *cfg)
 {
     const char *endpoint = cfg->endpoint && *cfg->endpoint ? cfg->endpoint : "s3.amazonaws.com";
-    if (!s3_name_ok(cfg->bucket_name, ".-_") || !s3_name_ok(endpoint, ".-:[]")) {
+    if (!hcommon_host_name_ok(cfg->bucket_name, ".-_") || !hcommon_host_name_ok(endpoint, ".-:[]")) {
         log_debug("s3: bucket_name and endpoint are required and must be host-name safe");
         return -EINVAL;
     }
@@ -93,7 +76,7 @@ int backend_s3_new(Backend **ret, Loop *loop, const S3Config *cfg)
         log_debug("s3: access_key_id and access_key_secret go together");
         return -EINVAL;
     }
-    if (keys && !s3_name_ok(cfg->region, "-_")) {
+    if (keys && !hcommon_host_name_ok(cfg->region, "-_")) {
         log_debug("s3: region is required for signed requests");
         return -EINVAL;
     }
