@@ -365,12 +365,9 @@ static int auth_fetch_start(AuthRoute *r)
     return 0;
 }
 
-int auth_route_prepare(AuthRoute *r, AuthWaiter *w)
+/* Queue w for the token; one fetch serves every waiter. 0, or -errno when the fetch cannot start. */
+static int auth_fetch_and_wait(AuthRoute *r, AuthWaiter *w)
 {
-    if (r->scheme != AUTH_BEARER || !r->have_challenge)
-        return 1;
-    if (r->token && (r->expiry_ns == 0 || loop_now_ns() < r->expiry_ns))
-        return 1;
     if (!r->fetching) {
         int s = auth_fetch_start(r);
         if (s < 0)
@@ -378,6 +375,15 @@ int auth_route_prepare(AuthRoute *r, AuthWaiter *w)
     }
     auth_wait(r, w);
     return 0;
+}
+
+int auth_route_prepare(AuthRoute *r, AuthWaiter *w)
+{
+    if (r->scheme != AUTH_BEARER || !r->have_challenge)
+        return 1;
+    if (r->token && (r->expiry_ns == 0 || loop_now_ns() < r->expiry_ns))
+        return 1;
+    return auth_fetch_and_wait(r, w);
 }
 
 int auth_route_header(AuthRoute *r, char **line, uint64_t *gen)
@@ -433,13 +439,7 @@ int auth_route_challenge(AuthRoute *r, const char *www_auth, uint64_t gen, AuthW
             r->token = NULL;
         }
         r->scheme = AUTH_BEARER;
-        if (!r->fetching) {
-            int s = auth_fetch_start(r);
-            if (s < 0)
-                return s;
-        }
-        auth_wait(r, w);
-        return 0;
+        return auth_fetch_and_wait(r, w);
     }
     if (basic && r->basic_line) {
         if (r->scheme == AUTH_BASIC && r->gen == gen)
