@@ -16,20 +16,25 @@
 
 void http_common_config_init(HttpCommonConfig *c)
 {
+    /* The engine's defaults, in the config's units: one source for both. */
+    HttpTransport tp;
+    HttpEngineLimits lim;
+    http_transport_default(&tp);
+    http_engine_limits_default(&lim);
     memset(c, 0, sizeof(*c));
-    c->timeout_s = 5;
-    c->connect_timeout_s = 5;
-    c->retry_limit = 3;
-    c->retry_base_ms = 200;
-    c->retry_max_ms = 5000;
-    c->low_speed_limit = 1024;
-    c->low_speed_time_s = 30;
+    c->timeout_s = tp.timeout_ms / 1000;
+    c->connect_timeout_s = tp.connect_timeout_ms / 1000;
+    c->retry_limit = tp.retry_limit;
+    c->retry_base_ms = tp.retry_base_ms;
+    c->retry_max_ms = tp.retry_max_ms;
+    c->low_speed_limit = tp.low_speed_limit;
+    c->low_speed_time_s = tp.low_speed_time_s;
     c->proxy.fallback = true;
     c->proxy.check_interval_s = 5;
     c->proxy.check_pause_elapsed_s = 300;
-    c->max_requests = 64;
-    c->max_requests_per_host = 32;
-    c->max_requests_per_blob = 16;
+    c->max_requests = lim.max_requests;
+    c->max_requests_per_host = lim.max_requests_per_host;
+    c->max_requests_per_blob = lim.max_requests_per_group;
 }
 
 void mirror_config_init(MirrorConfig *c)
