@@ -245,6 +245,9 @@ void blake3_compress_sse41(uint32_t out[16], const uint32_t cv[8], const uint8_t
 #define ROT12(x) _mm256_or_si256(_mm256_srli_epi32(x, 12), _mm256_slli_epi32(x, 20))
 #define ROT7(x) _mm256_or_si256(_mm256_srli_epi32(x, 7), _mm256_slli_epi32(x, 25))
 
+/* The seven rounds in generated assembly (gen-blake3-avx2.py says why). */
+void blake3_rounds8_avx2(__m256i v[16], const __m256i m[16]);
+
 __attribute__((target("avx2")))
 static inline void transpose8(__m256i r[8])
 {
@@ -325,7 +328,7 @@ void blake3_hash8_avx2(const uint8_t *in, size_t stride, size_t blocks, const ui
         v[14] = _mm256_set1_epi32(BLAKE3_BLOCK_LEN);
         v[15] = _mm256_set1_epi32((int)f);
 
-        VROUNDS(v, m);
+        blake3_rounds8_avx2(v, m);
         for (int i = 0; i < 8; i++)
             h[i] = XOR(v[i], v[i + 8]);
     }

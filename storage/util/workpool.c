@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -75,6 +76,10 @@ int workpool_new(WorkPool **ret, Loop *loop, unsigned threads, const WorkPoolHoo
             return -r;
         }
         pool->n_threads++;
+        /* Named so that `top -H` and perf tell the workers from the event loop. */
+        char name[16];
+        snprintf(name, sizeof(name), "cfn-worker-%u", i);
+        pthread_setname_np(pool->threads[i], name);
     }
     *ret = pool;
     return 0;
