@@ -449,6 +449,11 @@ static int parse_root(Parser *p, Config *cfg)
             cfg->raw_chunk_size = (uint32_t)v;
         } else if (strcmp(key, "verify") == 0) {
             r = get_bool(p, val, key, &cfg->verify);
+        } else if (strcmp(key, "readahead") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 0, 256u << 20, &v);
+            if (r == 0 && v % CFN_PAGE_SIZE)
+                r = fail(p, val, key, "must be a multiple of 4KiB");
+            cfg->readahead = (uint32_t)v;
         } else if (strcmp(key, "fanotify_readahead") == 0) {
             r = get_u64(p, val, key, config_parse_size, 0, 256u << 20, &v);
             cfg->fanotify_readahead = (uint32_t)v;
@@ -512,6 +517,7 @@ static void config_defaults(Config *cfg)
     cfg->request_timeout_ms = 60000;
     cfg->raw_chunk_size = 1u << 20;
     cfg->verify = true;
+    cfg->readahead = 8u << 20;
     cfg->fanotify_readahead = 16u << 20;
 }
 

@@ -72,6 +72,7 @@ typedef struct Config {
     uint32_t raw_chunk_size;        /* granule of raw (uncompressed, tableless) blobs */
     bool verify;                    /* check chunk digests where the image has them */
     enum frontend_kind frontend;    /* `frontend:` fscache | fanotify | auto */
+    uint32_t readahead;             /* fscache: largest read-ahead after sequential READ misses, 0 = off */
     uint32_t fanotify_readahead;    /* fanotify: bytes filled ahead of a reader in blob order, 0 = off */
     ImageConfig *images;
     size_t n_images;

@@ -21,6 +21,7 @@ typedef struct DaemonStats {
     uint64_t reads, read_failures, read_timeouts;
     uint64_t read_latency_ns;       /* sum over answered READs, for the average */
     uint64_t bad_messages;
+    uint64_t readaheads;            /* read-ahead fills started (fscache front-end) */
 } DaemonStats;
 
 struct Daemon {

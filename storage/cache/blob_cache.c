@@ -920,6 +920,18 @@ int blob_cache_new(BlobCache **ret, CacheService *svc, BlobInfo *blob, Backend *
 const BlobInfo *blob_cache_blob(const BlobCache *bc) { return bc->blob; }
 uint32_t blob_cache_ready_chunks(const BlobCache *bc) { return bc->ready_chunks; }
 
+bool blob_cache_range_missing(const BlobCache *bc, uint64_t off, uint64_t end)
+{
+    const BlobInfo *blob = bc->blob;
+    if (!bc->scanned)
+        return true;
+    for (uint32_t i = blob_chunk_lower_bound(blob, off);
+         i < blob->chunk_count && blob->chunks[i].uncompressed_offset < end; i++)
+        if (bc->state[i] == CHUNK_MISSING && chunk_needed(&blob->chunks[i], off, end))
+            return true;
+    return false;
+}
+
 void blob_cache_close(BlobCache *bc, void (*released)(void *arg), void *arg)
 {
     atomic_store(&bc->closed, true);

@@ -86,3 +86,10 @@ void blob_cache_close(BlobCache *bc, void (*released)(void *arg), void *arg);
 
 /* Chunks known to be in the cache file. */
 uint32_t blob_cache_ready_chunks(const BlobCache *bc);
+
+/*
+ * Whether a fill of [off, end) would fetch anything: some chunk there is
+ * neither written nor in flight (true before the first fill has scanned the
+ * file). Lets read-ahead skip ranges that need nothing.
+ */
+bool blob_cache_range_missing(const BlobCache *bc, uint64_t off, uint64_t end);

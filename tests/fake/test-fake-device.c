@@ -62,12 +62,13 @@ static uint8_t *write_image(const char *path, size_t size, uint32_t seed, const 
     return buf;
 }
 
-static void env_start(Env *e, const char *images_yaml)
+/* The daemon with a test config: `extra` adds top-level lines, `images_yaml` the image list. */
+static void env_start_with(Env *e, const char *extra, const char *images_yaml)
 {
     char text[4096], err[512];
     snprintf(text, sizeof(text),
              "cache_dir: %s/cache\nthreads: 2\nread_window: 256KiB\nraw_chunk_size: 64KiB\n"
-             "request_timeout: 5s\nimages:\n%s", e->dir, images_yaml);
+             "request_timeout: 5s\n%simages:\n%s", e->dir, extra, images_yaml);
     int r = config_parse(&e->cfg, "test.yaml", text, strlen(text), err, sizeof(err));
     if (r < 0)
         fprintf(stderr, "config: %s\n", err);
@@ -79,6 +80,8 @@ static void env_start(Env *e, const char *images_yaml)
     e->dev = fake_device_new();
     CHECK_EQ_INT(daemon_start_cachefiles(e->d, fake_device_base(e->dev)), 0);
 }
+
+static void env_start(Env *e, const char *images_yaml) { env_start_with(e, "", images_yaml); }
 
 static void env_stop(Env *e)
 {
@@ -553,6 +556,84 @@ static void test_takeover_restores(void)
     free(src);
 }
 
+/* Bytes of [off, off+len) present in the cache file (SEEK_DATA/SEEK_HOLE). */
+static uint64_t bytes_present(int fd, uint64_t off, uint64_t len)
+{
+    uint64_t n = 0, end = off + len;
+    while (off < end) {
+        off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+        if (d < 0 || (uint64_t)d >= end)
+            break;
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        uint64_t stop = h < 0 ? end : CFN_MIN((uint64_t)h, end);
+        n += stop - (uint64_t)d;
+        off = stop;
+    }
+    return n;
+}
+
+/*
+ * Sequential READ misses start a read-ahead that doubles up to `readahead`
+ * and fills bytes nobody asked for yet; a random miss does not, and
+ * `readahead: 0` turns it off.
+ */
+static void readahead_run(const char *extra, bool expect_readahead)
+{
+    Env e;
+    env_init(&e);
+    const size_t size = 8u << 20;
+    char path[128], yaml[512];
+    snprintf(path, sizeof(path), "%s/plain.img", e.dir);
+    uint8_t *src = write_image(path, size, 5, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
+    env_start_with(&e, extra, yaml);
+    int fd = open_cache_file(&e, "plain", size);
+    fake_device_push_open(e.dev, 1, 7, "erofs,plain.img", "plain.img", fd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    CHECK_EQ_INT(copen, (int64_t)size);
+
+    const uint64_t K = 1024;
+    /* First miss: only its 256 KiB window. */
+    fake_device_push_read(e.dev, 2, 7, 0, 4096);
+    run_until_completed(&e, 2, 1);
+    run_for(&e, 50);
+    CHECK_EQ_INT(bytes_present(fd, 0, size), 256 * K);
+    CHECK_EQ_INT(e.d->stats.readaheads, 0);
+
+    /* The next miss where that window ended: its window plus 512 KiB ahead. */
+    fake_device_push_read(e.dev, 3, 7, 256 * K, 4096);
+    run_until_completed(&e, 3, 1);
+    run_for(&e, 50);
+    uint64_t after_second = expect_readahead ? 1024 * K : 512 * K;
+    CHECK_EQ_INT(bytes_present(fd, 0, size), after_second);
+
+    /* Again at the end of the read-ahead: the window doubles (and is capped at 1 MiB). */
+    fake_device_push_read(e.dev, 4, 7, after_second, 4096);
+    run_until_completed(&e, 4, 1);
+    run_for(&e, 50);
+    uint64_t after_third = expect_readahead ? after_second + 256 * K + 1024 * K : after_second + 256 * K;
+    CHECK_EQ_INT(bytes_present(fd, 0, size), after_third);
+    uint64_t readaheads = e.d->stats.readaheads;
+    CHECK(expect_readahead ? readaheads >= 2 : readaheads == 0);
+
+    /* A jump elsewhere is not sequential: its window only. */
+    fake_device_push_read(e.dev, 5, 7, 6u << 20, 4096);
+    run_until_completed(&e, 5, 1);
+    run_for(&e, 50);
+    CHECK_EQ_INT(bytes_present(fd, 0, size), after_third + 256 * K);
+    CHECK_EQ_INT(e.d->stats.readaheads, readaheads);
+
+    /* Whatever was read ahead is the right data. */
+    CHECK(range_equals(fd, src, 0, after_third));
+    CHECK(range_equals(fd, src, 6u << 20, 256 * K));
+    env_stop(&e);
+    free(src);
+}
+
+static void test_readahead_sequential(void) { readahead_run("readahead: 1MiB\n", true); }
+static void test_readahead_off(void) { readahead_run("readahead: 0\n", false); }
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -574,6 +655,8 @@ int main(void)
     RUN(test_nydus_fixture);
     RUN(test_nydus_fixture_corrupt_chunk);
     RUN(test_takeover_restores);
+    RUN(test_readahead_sequential);
+    RUN(test_readahead_off);
     RUN(test_bad_config_is_reported);
     return TEST_EXIT();
 }

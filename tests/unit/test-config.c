@@ -24,6 +24,7 @@ static void test_minimal_and_defaults(void)
     CHECK(strcmp(cfg->images[0].bootstrap, "/etc/cfn/boot.img") == 0);   /* relative to the config */
     CHECK(strcmp(cfg->images[0].backend.dir, "/etc/cfn") == 0);
     CHECK_EQ_INT(cfg->read_window, 1 << 20);
+    CHECK_EQ_INT(cfg->readahead, 8 << 20);
     CHECK(cfg->threads >= 1);
     CHECK(cfg->verify);
     config_free(cfg);
@@ -33,7 +34,7 @@ static void test_full(void)
 {
     char err[512];
     Config *cfg = parse("cache_dir: /c\ntag: t1\nthreads: 3\nread_window: 2MiB\nrequest_timeout: 1500ms\n"
-                        "merge_limit: 8m\nmax_inflight: 1G\nverify: false\nraw_chunk_size: 64k\n"
+                        "merge_limit: 8m\nmax_inflight: 1G\nverify: false\nraw_chunk_size: 64k\nreadahead: 32MiB\n"
                         "images:\n  - fsid: a\n    domain_id: d\n    bootstrap: /b/a\n    prefill_bootstrap: true\n"
                         "    backend: {type: localfs, dir: /blobs}\n", err, sizeof(err));
     CHECK(cfg != NULL);
@@ -47,6 +48,7 @@ static void test_full(void)
     CHECK_EQ_INT(cfg->merge_limit, 8 << 20);
     CHECK_EQ_INT(cfg->max_inflight_bytes, 1ull << 30);
     CHECK_EQ_INT(cfg->raw_chunk_size, 65536);
+    CHECK_EQ_INT(cfg->readahead, 32 << 20);
     CHECK(!cfg->verify);
     CHECK(strcmp(cfg->images[0].domain_id, "d") == 0);
     CHECK_EQ_INT(cfg->images[0].prefill_bootstrap, 1);
@@ -75,6 +77,8 @@ static void test_errors(void)
     expect_error("cache_dir: /c\nthreads: 0\n", "t.yaml:2:10", "out of range");
     expect_error("cache_dir: /c\nthreads: -1\n", "t.yaml:2:10", "number");
     expect_error("cache_dir: /c\nread_window: 1000\n", "read_window", "4KiB");
+    expect_error("cache_dir: /c\nreadahead: 5000\n", "readahead", "4KiB");
+    expect_error("cache_dir: /c\nreadahead: 1G\n", "readahead", "");
     expect_error("cache_dir: /c\nread_window: 99999999999999999999999\n", "read_window", "size");
     expect_error("cache_dir: /c\nrequest_timeout: soon\n", "request_timeout", "duration");
     expect_error("cache_dir: /c\nimages:\n  - fsid: ../x\n    bootstrap: /b\n", "t.yaml:3:11", "images[0].fsid");
