@@ -17,6 +17,7 @@
 
 #include "cachefiles_device.h"
 #include "daemon.h"
+#include "storage/cache/readahead.h"
 #include "storage/util/fsutil.h"
 #include "storage/util/log.h"
 #include "uapi/cachefiles.h"
@@ -36,10 +37,7 @@ struct CfObject {
     char name[CACHEFILES_KEY_MAX + 1];
     BlobCache *cache;
     FillRequest prefill;
-    /* Read-ahead (see object_readahead): */
-    uint64_t ra_start, ra_expect;   /* the last read-ahead range; its end is where a
-                                       sequential reader's next miss would start */
-    uint64_t ra_size;               /* the window of the last read-ahead, 0 = none running */
+    ReadAheadState ra;
     unsigned ra_inflight;
     CfObject *next;                 /* hash chain */
 };
@@ -201,46 +199,22 @@ static void readahead_done(FillRequest *fill, int res)
     free(ra);
 }
 
-/*
- * The kernel sends a READ only for bytes missing from the cache file, so a
- * reader moving forward through a blob shows up as misses that each start
- * where the previous window ended. On such a miss, fill the next `ra_size`
- * bytes too, without holding up the READ itself, and double ra_size each
- * time up to `readahead`: a file streamed from a remote backend then costs a
- * few round trips instead of one per read window. Any other miss resets the
- * stream, so random access never pays for bytes it does not use.
- */
+/* Fill ahead of a sequential reader (storage/cache/readahead.h says when and how far). */
 static void object_readahead(CachefilesFrontend *fe, CfObject *obj, uint64_t off, uint64_t end)
 {
     const Config *cfg = fe_daemon(fe)->cfg;
     const BlobInfo *blob = blob_cache_blob(obj->cache);
-    uint64_t size = blob->uncompressed_size;
+    if (fe->stopping || obj->closed)
+        return;
+    /* Fills cover whole chunks, so the next miss may start up to a chunk past the window. */
+    ReadAheadParams params = { .blob_size = blob->uncompressed_size, .window = cfg->read_window,
+                               .slack = CFN_MAX((uint64_t)cfg->read_window, (uint64_t)blob->chunk_size),
+                               .max = cfg->readahead };
+    uint64_t from, to;
+    readahead_on_miss(&obj->ra, &params, off, end, &from, &to);
+    /* Fills of a quarter of the range (a read window at least, one backend read at most) run in parallel. */
     uint64_t win = CFN_MAX((uint64_t)cfg->read_window, (uint64_t)CFN_PAGE_SIZE);
-    uint64_t win_end = CFN_MIN(cfn_align_up(end, win), size);
-    /*
-     * Sequential: where the last window or read-ahead ended (up to a window
-     * or chunk later: fills cover whole chunks), or inside a read-ahead still
-     * in flight (the reader caught up with it).
-     */
-    uint64_t lo = obj->ra_size ? obj->ra_start : obj->ra_expect;
-    uint64_t slack = CFN_MAX(win, (uint64_t)blob->chunk_size);
-    bool sequential = obj->ra_expect && off >= lo && off <= obj->ra_expect + slack;
-
-    if (!cfg->readahead || fe->stopping || obj->closed) {
-        return;
-    } else if (!sequential) {
-        obj->ra_size = 0;
-        obj->ra_expect = win_end;
-        return;
-    }
-    obj->ra_size = CFN_MIN(obj->ra_size ? 2 * obj->ra_size : 2 * win, (uint64_t)cfg->readahead);
-    uint64_t from = CFN_MAX(win_end, obj->ra_expect), to = CFN_MIN(win_end + obj->ra_size, size);
-    if (from >= to)
-        return;
-    obj->ra_start = from;
-    obj->ra_expect = to;
-    /* Fills of a quarter window (at least a read window, at most one backend read) run in parallel. */
-    uint64_t step = CFN_MIN(CFN_MAX(cfn_align_up(obj->ra_size / 4, win), win), (uint64_t)cfg->merge_limit);
+    uint64_t step = CFN_MIN(CFN_MAX(cfn_align_up((to - from) / 4, win), win), (uint64_t)cfg->merge_limit);
     step = CFN_MAX(cfn_align_down(step, CFN_PAGE_SIZE), (uint64_t)CFN_PAGE_SIZE);
     for (; from < to && obj->ra_inflight < 64; from += step) {
         uint64_t len = CFN_MIN(step, to - from);
