@@ -38,7 +38,6 @@ struct CfObject {
     BlobCache *cache;
     FillRequest prefill;
     ReadAheadState ra;
-    unsigned ra_inflight;
     CfObject *next;                 /* hash chain */
 };
 
@@ -74,6 +73,7 @@ typedef struct CachefilesFrontend {
     bool stopping;
     unsigned live_objects;          /* objects not yet released by storage */
     unsigned live_requests;         /* READs whose fill has not ended */
+    uint64_t ra_bytes;              /* read-ahead fills not ended, in bytes */
     unsigned live_opens;            /* OPENs still resolving their blob */
     CfObject *objects[OBJECT_BUCKETS];
     uint8_t msg_buf[CACHEFILES_MSG_MAX_SIZE];
@@ -191,7 +191,7 @@ static void readahead_done(FillRequest *fill, int res)
 {
     CfReadAhead *ra = cfn_container_of(fill, CfReadAhead, fill);
     CfObject *obj = ra->obj;
-    obj->ra_inflight--;
+    obj->fe->ra_bytes -= fill->len;
     if (res < 0)
         log_debug("read-ahead of %s [%" PRIu64 ", +%" PRIu64 ") failed: %s", obj->name, fill->off, fill->len,
                   fill->why);
@@ -216,7 +216,8 @@ static void object_readahead(CachefilesFrontend *fe, CfObject *obj, uint64_t off
     uint64_t win = CFN_MAX((uint64_t)cfg->read_window, (uint64_t)CFN_PAGE_SIZE);
     uint64_t step = CFN_MIN(CFN_MAX(cfn_align_up((to - from) / 4, win), win), (uint64_t)cfg->merge_limit);
     step = CFN_MAX(cfn_align_down(step, CFN_PAGE_SIZE), (uint64_t)CFN_PAGE_SIZE);
-    for (; from < to && obj->ra_inflight < 64; from += step) {
+    /* Read-ahead may use half the fetch budget; READs must never queue behind more than that. */
+    for (; from < to && fe->ra_bytes + step <= cfg->max_inflight_bytes / 2; from += step) {
         uint64_t len = CFN_MIN(step, to - from);
         if (!blob_cache_range_missing(obj->cache, from, from + len))
             continue;
@@ -225,7 +226,7 @@ static void object_readahead(CachefilesFrontend *fe, CfObject *obj, uint64_t off
             return;
         ra->obj = obj;
         obj->refs++;
-        obj->ra_inflight++;
+        fe->ra_bytes += len;
         fe_daemon(fe)->stats.readaheads++;
         ra->fill.off = from;
         ra->fill.len = len;
