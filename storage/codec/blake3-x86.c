@@ -6,7 +6,8 @@
  * compressions. Message words are transposed from the inputs' rows into
  * the lanes on load, and the chaining values are transposed back at the
  * end. Built with target attributes; callers dispatch on
- * codec_cpu_features().
+ * codec_cpu_features(). The AVX2 rounds themselves are generated assembly
+ * (gen-blake3-avx2.py), the SSE4.1 ones the VROUNDS macro below.
  */
 #include <string.h>
 
@@ -238,12 +239,7 @@ void blake3_compress_sse41(uint32_t out[16], const uint32_t cv[8], const uint8_t
 
 /* ---- AVX2: 8 chunks ------------------------------------------------------ */
 
-#define ADD(a, b) _mm256_add_epi32(a, b)
 #define XOR(a, b) _mm256_xor_si256(a, b)
-#define ROT16(x) _mm256_shuffle_epi8(x, rot16)
-#define ROT8(x) _mm256_shuffle_epi8(x, rot8)
-#define ROT12(x) _mm256_or_si256(_mm256_srli_epi32(x, 12), _mm256_slli_epi32(x, 20))
-#define ROT7(x) _mm256_or_si256(_mm256_srli_epi32(x, 7), _mm256_slli_epi32(x, 25))
 
 /* The seven rounds in generated assembly (gen-blake3-avx2.py says why). */
 void blake3_rounds8_avx2(__m256i v[16], const __m256i m[16]);
@@ -285,10 +281,6 @@ void blake3_hash8_avx2(const uint8_t *in, size_t stride, size_t blocks, const ui
                        uint64_t counter, bool counter_step, uint8_t flags, uint8_t flags_start,
                        uint8_t flags_end, uint32_t out[8][8])
 {
-    const __m256i rot16 = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13,
-                                           2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-    const __m256i rot8 = _mm256_setr_epi8(1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12,
-                                          1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12);
     __m256i h[8], v[16], m[16];
     uint32_t lo[8], hi[8];
 

@@ -78,7 +78,7 @@ int workpool_new(WorkPool **ret, Loop *loop, unsigned threads, const WorkPoolHoo
         pool->n_threads++;
         /* Named so that `top -H` and perf tell the workers from the event loop. */
         char name[16];
-        snprintf(name, sizeof(name), "cfn-worker-%u", i);
+        snprintf(name, sizeof(name), "cfn-worker-%u", i % 1000u);   /* 15 chars at most */
         pthread_setname_np(pool->threads[i], name);
     }
     *ret = pool;
