@@ -74,6 +74,7 @@ typedef struct CachefilesFrontend {
     unsigned live_objects;          /* objects not yet released by storage */
     unsigned live_requests;         /* READs whose fill has not ended */
     uint64_t ra_bytes;              /* read-ahead fills not ended, in bytes */
+    unsigned live_prefills;         /* bootstrap prefills not ended */
     unsigned live_opens;            /* OPENs still resolving their blob */
     CfObject *objects[OBJECT_BUCKETS];
     uint8_t msg_buf[CACHEFILES_MSG_MAX_SIZE];
@@ -277,6 +278,7 @@ static void handle_read(CachefilesFrontend *fe, const CachefilesMsg *msg)
 static void prefill_done(FillRequest *fill, int res)
 {
     CfObject *obj = cfn_container_of(fill, CfObject, prefill);
+    obj->fe->live_prefills--;
     if (res < 0)
         log_warn("prefill of %s (object %" PRIu32 ") failed: %s: %s; reads will fetch on demand",
                  obj->name, obj->object_id, strerror(-res), fill->why);
@@ -340,6 +342,7 @@ static void open_complete(CachefilesFrontend *fe, CfPendingOpen *po, BlobInfo *b
         log_warn("OPEN object=%" PRIu32 ": %s", obj->object_id, po->blob_open.why);
     if (src->prefill && size) {
         obj->refs++;
+        fe->live_prefills++;
         obj->prefill.off = 0;
         obj->prefill.len = size;
         obj->prefill.done = prefill_done;
@@ -571,7 +574,9 @@ static void cf_free(Frontend *base)
         while (fe->objects[i])
             object_drop(fe, fe->objects[i]);
     /* Let fetches and answers in flight finish so every fd is closed before the device. */
-    for (int waited_ms = 0; (fe->live_objects || fe->live_requests || fe->live_opens) && waited_ms < 30000;
+    /* Fills (READs, read-ahead, prefill) may end after their object's release: wait for them too. */
+    for (int waited_ms = 0; (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes ||
+                             fe->live_prefills) && waited_ms < 30000;
          waited_ms += 10) {
         if (loop_run_once(d->loop, 10) < 0)
             break;
@@ -580,9 +585,9 @@ static void cf_free(Frontend *base)
             while (fe->objects[i])
                 object_drop(fe, fe->objects[i]);
     }
-    if (fe->live_objects || fe->live_requests || fe->live_opens)
-        log_warn("shutdown: %u object(s), %u request(s) and %u open(s) still busy after 30 s",
-                 fe->live_objects, fe->live_requests, fe->live_opens);
+    if (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes)
+        log_warn("shutdown: %u object(s), %u request(s), %u open(s) and %" PRIu64 " read-ahead bytes still busy "
+                 "after 30 s", fe->live_objects, fe->live_requests, fe->live_opens, fe->ra_bytes);
     cachefiles_device_free(fe->dev);
     free(fe);
 }
