@@ -418,7 +418,15 @@ static long origin_hits(const char *log)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", env_req("CFN_T_NGINX_DIR"), log);
-    return file_count_lines(path, "/v2/");
+    /* nginx logs a request after its response has gone out: count once the log holds still. */
+    long n = file_count_lines(path, "/v2/"), prev;
+    int tries = 0;
+    do {
+        prev = n;
+        usleep(50 * 1000);
+        n = file_count_lines(path, "/v2/");
+    } while (n != prev && ++tries < 40);
+    return n;
 }
 
 static Backend *redirect_backend(const char *host_env, const char *scheme_rw, const char *host_rw)
