@@ -363,6 +363,8 @@ static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfi
             bool b;
             r = get_bool(p, val, sub, &b);
             img->prefill_bootstrap = b;
+        } else if (strcmp(key, "prefetch") == 0) {
+            r = get_bool(p, val, sub, &img->prefetch);
         } else if (strcmp(key, "backend") == 0) {
             r = parse_backend(p, val, sub, &img->backend);
             have_backend = true;

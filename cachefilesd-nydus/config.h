@@ -46,6 +46,7 @@ typedef struct ImageConfig {
     char *bootstrap;                /* local file served for the fsid cookie */
     char *bootstrap_blob;           /* or: the data blob that carries it (inline_bootstrap.h) */
     int prefill_bootstrap;          /* -1 auto (when the image has data blobs), 0 no, 1 yes */
+    bool prefetch;                  /* fill every blob in the background after OPEN */
     BackendConfig backend;
     /* fanotify: blob names of the device-table slots, in order, for images whose
      * tags are empty (mkfs.erofs 1.5 --blobdev); a non-empty tag wins. */

@@ -22,6 +22,7 @@ typedef struct DaemonStats {
     uint64_t read_latency_ns;       /* sum over answered READs, for the average */
     uint64_t bad_messages;
     uint64_t readaheads;            /* read-ahead fills started (fscache front-end) */
+    uint64_t prefetches;            /* background prefetch fills started (images[].prefetch) */
 } DaemonStats;
 
 struct Daemon {

@@ -38,13 +38,21 @@ struct CfObject {
     BlobCache *cache;
     FillRequest prefill;
     ReadAheadState ra;
+    /* Background prefetch (images[].prefetch): */
+    uint64_t pf_next;               /* next offset to prefetch */
+    unsigned pf_inflight;
+    uint64_t pf_failed;             /* ranges that failed */
+    uint64_t pf_started_ns;
+    CfObject *pf_link;              /* the front-end's list of prefetching objects */
     CfObject *next;                 /* hash chain */
 };
 
-typedef struct CfReadAhead {
+/* A fill nobody waits for: read-ahead or prefetch. */
+typedef struct CfBackgroundFill {
     CfObject *obj;
+    bool prefetch;
     FillRequest fill;
-} CfReadAhead;
+} CfBackgroundFill;
 
 typedef struct CfRequest {
     struct CachefilesFrontend *fe;
@@ -73,7 +81,8 @@ typedef struct CachefilesFrontend {
     bool stopping;
     unsigned live_objects;          /* objects not yet released by storage */
     unsigned live_requests;         /* READs whose fill has not ended */
-    uint64_t ra_bytes;              /* read-ahead fills not ended, in bytes */
+    uint64_t ra_bytes, pf_bytes;    /* read-ahead and prefetch fills not ended, in bytes */
+    CfObject *prefetching;          /* objects still prefetching, oldest first (each holds a ref) */
     unsigned live_prefills;         /* bootstrap prefills not ended */
     unsigned live_opens;            /* OPENs still resolving their blob */
     CfObject *objects[OBJECT_BUCKETS];
@@ -188,16 +197,124 @@ static void request_deadline(LoopTimer *t)
     request_answer(req, -ETIMEDOUT, "deadline passed before the data arrived");
 }
 
-static void readahead_done(FillRequest *fill, int res)
+/*
+ * Read-ahead and prefetch together may hold half of the fetch budget,
+ * prefetch alone a quarter: READs never queue behind more than that, and
+ * a reader's read-ahead is not starved by a whole-blob prefetch.
+ */
+static bool background_budget_ok(const CachefilesFrontend *fe, uint64_t len, bool prefetch)
 {
-    CfReadAhead *ra = cfn_container_of(fill, CfReadAhead, fill);
-    CfObject *obj = ra->obj;
-    obj->fe->ra_bytes -= fill->len;
+    uint64_t max = fe_daemon((CachefilesFrontend *)fe)->cfg->max_inflight_bytes;
+    if (fe->ra_bytes + fe->pf_bytes + len > max / 2)
+        return false;
+    return !prefetch || fe->pf_bytes + len <= max / 4;
+}
+
+static void background_fill_done(FillRequest *fill, int res);
+
+static int background_fill(CachefilesFrontend *fe, CfObject *obj, uint64_t off, uint64_t len, bool prefetch)
+{
+    CfBackgroundFill *bf = calloc(1, sizeof(*bf));
+    if (!bf)
+        return -ENOMEM;
+    bf->obj = obj;
+    bf->prefetch = prefetch;
+    obj->refs++;
+    if (prefetch) {
+        fe->pf_bytes += len;
+        obj->pf_inflight++;
+        fe_daemon(fe)->stats.prefetches++;
+    } else {
+        fe->ra_bytes += len;
+        fe_daemon(fe)->stats.readaheads++;
+    }
+    bf->fill.off = off;
+    bf->fill.len = len;
+    bf->fill.done = background_fill_done;
+    blob_cache_fill(obj->cache, &bf->fill);
+    return 0;
+}
+
+/*
+ * One prefetch step of obj: issue fills from its cursor while the budget
+ * allows. True when the object is finished with (done, closed or stopping)
+ * and should leave the prefetch list.
+ */
+static bool object_prefetch_step(CachefilesFrontend *fe, CfObject *obj)
+{
+    const Config *cfg = fe_daemon(fe)->cfg;
+    if (fe->stopping || obj->closed)
+        return true;
+    uint64_t size = blob_cache_blob(obj->cache)->uncompressed_size;
+    uint64_t step = CFN_MAX((uint64_t)cfg->merge_limit, (uint64_t)CFN_PAGE_SIZE);
+    while (obj->pf_next < size) {
+        uint64_t off = obj->pf_next, len = CFN_MIN(step, size - off);
+        if (blob_cache_range_missing(obj->cache, off, off + len)) {
+            if (!background_budget_ok(fe, len, true) || background_fill(fe, obj, off, len, true) < 0)
+                return false;       /* resumed when a background fill ends */
+        }
+        obj->pf_next = off + len;
+    }
+    if (obj->pf_inflight)
+        return false;
+    double secs = (double)(loop_now_ns() - obj->pf_started_ns) / 1e9;
+    if (obj->pf_failed)
+        log_warn("prefetch of %s (object %" PRIu32 ") ended after %.2f s with %" PRIu64
+                 " range(s) failed; reads fetch them on demand", obj->name, obj->object_id, secs, obj->pf_failed);
+    else
+        log_info("prefetch of %s (object %" PRIu32 ") done: %.1f MiB in %.2f s", obj->name, obj->object_id,
+                 (double)size / (1 << 20), secs);
+    return true;
+}
+
+/* Move every prefetching object's cursor on, oldest first, within the budget. */
+static void prefetch_resume(CachefilesFrontend *fe)
+{
+    CfObject **pp = &fe->prefetching;
+    while (*pp) {
+        CfObject *obj = *pp;
+        if (!object_prefetch_step(fe, obj)) {
+            pp = &obj->pf_link;
+            continue;
+        }
+        *pp = obj->pf_link;
+        obj->pf_link = NULL;
+        object_unref(obj);
+    }
+}
+
+static void object_prefetch_start(CachefilesFrontend *fe, CfObject *obj)
+{
+    CfObject **pp = &fe->prefetching;
+    while (*pp)
+        pp = &(*pp)->pf_link;
+    *pp = obj;
+    obj->refs++;
+    obj->pf_next = 0;
+    obj->pf_started_ns = loop_now_ns();
+    log_info("prefetch of %s (object %" PRIu32 ") started", obj->name, obj->object_id);
+    prefetch_resume(fe);
+}
+
+static void background_fill_done(FillRequest *fill, int res)
+{
+    CfBackgroundFill *bf = cfn_container_of(fill, CfBackgroundFill, fill);
+    CfObject *obj = bf->obj;
+    CachefilesFrontend *fe = obj->fe;
+    if (bf->prefetch) {
+        fe->pf_bytes -= fill->len;
+        obj->pf_inflight--;
+        if (res < 0 && res != -ESHUTDOWN)
+            obj->pf_failed++;
+    } else {
+        fe->ra_bytes -= fill->len;
+    }
     if (res < 0)
-        log_debug("read-ahead of %s [%" PRIu64 ", +%" PRIu64 ") failed: %s", obj->name, fill->off, fill->len,
-                  fill->why);
+        log_debug("%s of %s [%" PRIu64 ", +%" PRIu64 ") failed: %s", bf->prefetch ? "prefetch" : "read-ahead",
+                  obj->name, fill->off, fill->len, fill->why);
+    free(bf);
+    prefetch_resume(fe);
     object_unref(obj);
-    free(ra);
 }
 
 /* Fill ahead of a sequential reader (storage/cache/readahead.h says when and how far). */
@@ -217,22 +334,10 @@ static void object_readahead(CachefilesFrontend *fe, CfObject *obj, uint64_t off
     uint64_t win = CFN_MAX((uint64_t)cfg->read_window, (uint64_t)CFN_PAGE_SIZE);
     uint64_t step = CFN_MIN(CFN_MAX(cfn_align_up((to - from) / 4, win), win), (uint64_t)cfg->merge_limit);
     step = CFN_MAX(cfn_align_down(step, CFN_PAGE_SIZE), (uint64_t)CFN_PAGE_SIZE);
-    /* Read-ahead may use half the fetch budget; READs must never queue behind more than that. */
-    for (; from < to && fe->ra_bytes + step <= cfg->max_inflight_bytes / 2; from += step) {
+    for (; from < to && background_budget_ok(fe, step, false); from += step) {
         uint64_t len = CFN_MIN(step, to - from);
-        if (!blob_cache_range_missing(obj->cache, from, from + len))
-            continue;
-        CfReadAhead *ra = calloc(1, sizeof(*ra));
-        if (!ra)
+        if (blob_cache_range_missing(obj->cache, from, from + len) && background_fill(fe, obj, from, len, false) < 0)
             return;
-        ra->obj = obj;
-        obj->refs++;
-        fe->ra_bytes += len;
-        fe_daemon(fe)->stats.readaheads++;
-        ra->fill.off = from;
-        ra->fill.len = len;
-        ra->fill.done = readahead_done;
-        blob_cache_fill(obj->cache, &ra->fill);
     }
 }
 
@@ -347,6 +452,8 @@ static void open_complete(CachefilesFrontend *fe, CfPendingOpen *po, BlobInfo *b
         obj->prefill.len = size;
         obj->prefill.done = prefill_done;
         blob_cache_fill(obj->cache, &obj->prefill);
+    } else if (src->prefetch && size) {
+        object_prefetch_start(fe, obj);
     }
 }
 
@@ -405,6 +512,7 @@ static void handle_close(CachefilesFrontend *fe, const CachefilesMsg *msg)
     fe_daemon(fe)->stats.closes++;
     log_info("CLOSE object=%" PRIu32 " blob=%s", obj->object_id, obj->name);
     object_drop(fe, obj);
+    prefetch_resume(fe);    /* a closed object leaves the prefetch list */
 }
 
 /* ---- message loop ---- */
@@ -573,10 +681,14 @@ static void cf_free(Frontend *base)
     for (size_t i = 0; i < OBJECT_BUCKETS; i++)
         while (fe->objects[i])
             object_drop(fe, fe->objects[i]);
-    /* Let fetches and answers in flight finish so every fd is closed before the device. */
-    /* Fills (READs, read-ahead, prefill) may end after their object's release: wait for them too. */
+    prefetch_resume(fe);    /* closed objects leave the prefetch list */
+    /*
+     * Let fetches and answers in flight finish so every fd is closed before
+     * the device. Fills (READs, read-ahead, prefetch, prefill) may end after
+     * their object's release: wait for them too.
+     */
     for (int waited_ms = 0; (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes ||
-                             fe->live_prefills) && waited_ms < 30000;
+                             fe->pf_bytes || fe->live_prefills) && waited_ms < 30000;
          waited_ms += 10) {
         if (loop_run_once(d->loop, 10) < 0)
             break;
@@ -585,9 +697,11 @@ static void cf_free(Frontend *base)
             while (fe->objects[i])
                 object_drop(fe, fe->objects[i]);
     }
-    if (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes)
-        log_warn("shutdown: %u object(s), %u request(s), %u open(s) and %" PRIu64 " read-ahead bytes still busy "
-                 "after 30 s", fe->live_objects, fe->live_requests, fe->live_opens, fe->ra_bytes);
+    if (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes || fe->pf_bytes)
+        log_warn("shutdown: %u object(s), %u request(s), %u open(s) and %" PRIu64 " background bytes still busy "
+                 "after 30 s", fe->live_objects, fe->live_requests, fe->live_opens, fe->ra_bytes + fe->pf_bytes);
+    fe->stopping = true;
+    prefetch_resume(fe);
     cachefiles_device_free(fe->dev);
     free(fe);
 }

@@ -1336,6 +1336,10 @@ static int fan_start(Frontend *base)
     int r;
 
     fe->self = getpid();
+    for (size_t i = 0; i < cfg->n_images; i++)
+        if (cfg->images[i].prefetch)
+            log_warn("fanotify: images[%zu] (%s): prefetch is not supported by this front-end yet; "
+                     "blobs are filled on access and by fanotify_readahead", i, cfg->images[i].fsid);
     if (snprintf(fe->cache_root, sizeof(fe->cache_root), "%s/fanotify", cfg->cache_dir) >= (int)sizeof(fe->cache_root) ||
         snprintf(fe->state_path, sizeof(fe->state_path), "%s/%s", cfg->work_dir, STATE_FILE) >= (int)sizeof(fe->state_path)) {
         log_error("fanotify: cache_dir or work_dir path is too long");

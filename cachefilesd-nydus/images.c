@@ -232,7 +232,7 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
                                                              : img->info.extra_devices > 0;
             *out = (BlobSource){ .role = BLOB_ROLE_BOOTSTRAP, .image = img->cfg,
                                  .backend = img->boot_backend, .backend_id = img->boot_name,
-                                 .prefill = prefill };
+                                 .prefill = prefill, .prefetch = img->cfg->prefetch };
             return 0;
         }
         if (img->is_rafs) {
@@ -240,7 +240,8 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
             if (rb) {
                 *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg,
                                      .backend = img->blob_backend, .backend_id = rb->id,
-                                     .declared_size = rb->uncompressed_size, .rafs_blob = rb };
+                                     .declared_size = rb->uncompressed_size, .rafs_blob = rb,
+                                     .prefetch = img->cfg->prefetch };
                 return 0;
             }
             continue;   /* nydus blobs are named by id only */
@@ -249,7 +250,8 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
             if (strcmp(img->info.devices[d].tag, cookie_key) == 0) {
                 *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg,
                                      .backend = img->blob_backend, .backend_id = cookie_key,
-                                     .declared_size = img->info.devices[d].size };
+                                     .declared_size = img->info.devices[d].size,
+                                     .prefetch = img->cfg->prefetch };
                 return 0;
             }
         }
@@ -261,7 +263,8 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
         Image *img = device_name_owner;
         *out = (BlobSource){ .role = BLOB_ROLE_DATA, .image = img->cfg, .backend = img->blob_backend,
                              .backend_id = cookie_key,
-                             .declared_size = img->info.extra_devices == 1 ? img->info.devices[0].size : 0 };
+                             .declared_size = img->info.extra_devices == 1 ? img->info.devices[0].size : 0,
+                             .prefetch = img->cfg->prefetch };
         return 0;
     }
     snprintf(why, why_len, "no image declares blob '%s' in volume '%s'", cookie_key, volume);

@@ -28,6 +28,7 @@ typedef struct BlobSource {
     const char *backend_id;         /* name the backend knows the blob by */
     uint64_t declared_size;         /* size the image declares, 0 when unknown */
     bool prefill;                   /* write the whole blob right after OPEN */
+    bool prefetch;                  /* fill the whole blob in the background (images[].prefetch) */
     const RafsBlob *rafs_blob;      /* a nydus data blob: chunk table from its blob meta */
 } BlobSource;
 

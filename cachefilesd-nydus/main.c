@@ -233,12 +233,13 @@ static int run(void)
     r = daemon_run(d);
     CacheStats cs = cache_service_stats(d->cache);
     log_info("stopped: %llu opens, %llu reads (%llu failed, %llu timed out, average %.2f ms), %llu closes, "
-             "%llu bad messages, %llu read-ahead fills; %llu fetches, %llu MiB fetched, %llu MiB written",
+             "%llu bad messages, %llu read-ahead fills, %llu prefetch fills; %llu fetches, %llu MiB fetched, %llu MiB written",
              (unsigned long long)d->stats.opens, (unsigned long long)d->stats.reads,
              (unsigned long long)d->stats.read_failures, (unsigned long long)d->stats.read_timeouts,
              d->stats.reads ? (double)d->stats.read_latency_ns / (double)d->stats.reads / 1e6 : 0.0,
              (unsigned long long)d->stats.closes, (unsigned long long)d->stats.bad_messages,
-             (unsigned long long)d->stats.readaheads, (unsigned long long)cs.fetches, (unsigned long long)(cs.bytes_fetched >> 20),
+             (unsigned long long)d->stats.readaheads, (unsigned long long)d->stats.prefetches,
+             (unsigned long long)cs.fetches, (unsigned long long)(cs.bytes_fetched >> 20),
              (unsigned long long)(cs.bytes_written >> 20));
     if (kind == FRONTEND_FSCACHE)
         log_info("note: closing /dev/cachefiles breaks erofs mounts still using it; unmount them first");

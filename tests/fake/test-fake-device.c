@@ -634,6 +634,78 @@ static void readahead_run(const char *extra, bool expect_readahead)
 static void test_readahead_sequential(void) { readahead_run("readahead: 1MiB\n", true); }
 static void test_readahead_off(void) { readahead_run("readahead: 0\n", false); }
 
+/*
+ * images[].prefetch: the whole blob arrives after OPEN with no READ at all,
+ * a READ during the prefetch is served, and a CLOSE in the middle of one
+ * stops it cleanly. Without the key nothing is fetched ahead of READs.
+ */
+static void test_prefetch(void)
+{
+    Env e;
+    env_init(&e);
+    const size_t size = 8u << 20;
+    char path[128], yaml[512];
+    snprintf(path, sizeof(path), "%s/plain.img", e.dir);
+    uint8_t *src = write_image(path, size, 9, NULL, 0);
+    snprintf(yaml, sizeof(yaml),
+             "  - fsid: pf.img\n    bootstrap: %s\n    prefetch: true\n"
+             "  - fsid: plain.img\n    bootstrap: %s\n", path, path);
+    env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
+
+    int fd = open_cache_file(&e, "pf", size);
+    fake_device_push_open(e.dev, 1, 7, "erofs,pf.img", "pf.img", fd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    CHECK_EQ_INT(copen, (int64_t)size);
+    /* A READ while the prefetch runs (its budget is a quarter of max_inflight: 1 MiB). */
+    fake_device_push_read(e.dev, 2, 7, 6u << 20, 4096);
+    run_until_completed(&e, 2, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 2), 1);
+    for (int i = 0; i < 500 && bytes_present(fd, 0, size) < size; i++)
+        loop_run_once(e.d->loop, 10);
+    CHECK_EQ_INT(bytes_present(fd, 0, size), size);
+    CHECK(range_equals(fd, src, 0, size));
+    CHECK(e.d->stats.prefetches >= size / (512 * 1024) - 1);
+    CHECK_EQ_INT(e.d->stats.reads, 1);
+
+    /* The same blob without prefetch: nothing arrives until a READ asks. */
+    uint64_t prefetches = e.d->stats.prefetches;
+    int fd2 = open_cache_file(&e, "plain", size);
+    fake_device_push_open(e.dev, 3, 8, "erofs,plain.img", "plain.img", fd2);
+    run_until_copen(&e, 3, &copen);
+    run_for(&e, 200);
+    CHECK_EQ_INT(bytes_present(fd2, 0, size), 0);
+    CHECK_EQ_INT(e.d->stats.prefetches, prefetches);
+
+    /* CLOSE in the middle of a prefetch: it stops, nothing leaks (ASan), the daemon goes on. */
+    char path3[160];
+    snprintf(path3, sizeof(path3), "%s/pf.cache", e.dir);
+    unlink(path3);
+    int fd3 = open_cache_file(&e, "pf", size);
+    fake_device_push_open(e.dev, 4, 9, "erofs,pf.img", "pf.img", fd3);
+    run_until_copen(&e, 4, &copen);
+    loop_run_once(e.d->loop, 1);
+    fake_device_push_close(e.dev, 9);
+    run_for(&e, 200);
+    CHECK(!fd_is_open(fd3));
+    /* Whatever it wrote before stopping is the source's bytes. */
+    int check = open(path3, O_RDONLY);
+    CHECK(check >= 0);
+    for (off_t d = lseek(check, 0, SEEK_DATA); d >= 0 && (uint64_t)d < size; d = lseek(check, d, SEEK_DATA)) {
+        off_t h = lseek(check, d, SEEK_HOLE);
+        uint64_t stop = h < 0 ? size : CFN_MIN((uint64_t)h, size);
+        CHECK(range_equals(check, src, (uint64_t)d, stop - (uint64_t)d));
+        d = (off_t)stop;
+    }
+    close(check);
+    /* And the daemon still serves a READ on the first object. */
+    fake_device_push_read(e.dev, 5, 7, 0, 4096);
+    run_until_completed(&e, 5, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 5), 1);
+    env_stop(&e);
+    free(src);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -657,6 +729,7 @@ int main(void)
     RUN(test_takeover_restores);
     RUN(test_readahead_sequential);
     RUN(test_readahead_off);
+    RUN(test_prefetch);
     RUN(test_bad_config_is_reported);
     return TEST_EXIT();
 }

@@ -27,6 +27,7 @@ static void test_minimal_and_defaults(void)
     CHECK_EQ_INT(cfg->readahead, 8 << 20);
     CHECK(cfg->threads >= 1);
     CHECK(cfg->verify);
+    CHECK(!cfg->images[0].prefetch);
     config_free(cfg);
 }
 
@@ -35,7 +36,7 @@ static void test_full(void)
     char err[512];
     Config *cfg = parse("cache_dir: /c\ntag: t1\nthreads: 3\nread_window: 2MiB\nrequest_timeout: 1500ms\n"
                         "merge_limit: 8m\nmax_inflight: 1G\nverify: false\nraw_chunk_size: 64k\nreadahead: 32MiB\n"
-                        "images:\n  - fsid: a\n    domain_id: d\n    bootstrap: /b/a\n    prefill_bootstrap: true\n"
+                        "images:\n  - fsid: a\n    domain_id: d\n    bootstrap: /b/a\n    prefill_bootstrap: true\n    prefetch: yes\n"
                         "    backend: {type: localfs, dir: /blobs}\n", err, sizeof(err));
     CHECK(cfg != NULL);
     if (!cfg) {
@@ -52,6 +53,7 @@ static void test_full(void)
     CHECK(!cfg->verify);
     CHECK(strcmp(cfg->images[0].domain_id, "d") == 0);
     CHECK_EQ_INT(cfg->images[0].prefill_bootstrap, 1);
+    CHECK(cfg->images[0].prefetch);
     CHECK(strcmp(cfg->images[0].backend.dir, "/blobs") == 0);
     config_free(cfg);
 }
@@ -83,6 +85,7 @@ static void test_errors(void)
     expect_error("cache_dir: /c\nrequest_timeout: soon\n", "request_timeout", "duration");
     expect_error("cache_dir: /c\nimages:\n  - fsid: ../x\n    bootstrap: /b\n", "t.yaml:3:11", "images[0].fsid");
     expect_error("cache_dir: /c\nimages:\n  - bootstrap: /b\n", "images[0]", "missing 'fsid'");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n    prefetch: maybe\n", "images[0].prefetch", "");
     expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n    backend: {type: ftp}\n",
                  "images[0].backend", "unsupported backend type");
     expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n  - fsid: a\n    bootstrap: /c\n",
