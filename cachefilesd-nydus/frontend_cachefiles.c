@@ -235,6 +235,9 @@ static int background_fill(CachefilesFrontend *fe, CfObject *obj, uint64_t off, 
     return 0;
 }
 
+/* A prefetch gives up after this many failed ranges: a broken backend is not hammered for a whole blob. */
+#define PREFETCH_MAX_FAILURES 3
+
 /*
  * One prefetch step of obj: issue fills from its cursor while the budget
  * allows. True when the object is finished with (done, closed or stopping)
@@ -246,7 +249,11 @@ static bool object_prefetch_step(CachefilesFrontend *fe, CfObject *obj)
     if (fe->stopping || obj->closed)
         return true;
     uint64_t size = blob_cache_blob(obj->cache)->uncompressed_size;
-    uint64_t step = CFN_MAX((uint64_t)cfg->merge_limit, (uint64_t)CFN_PAGE_SIZE);
+    /* One backend read, and small enough for the prefetch budget (or it would never start). */
+    uint64_t step = CFN_MIN((uint64_t)cfg->merge_limit, cfg->max_inflight_bytes / 4);
+    step = CFN_MAX(cfn_align_down(step, CFN_PAGE_SIZE), (uint64_t)CFN_PAGE_SIZE);
+    if (obj->pf_failed >= PREFETCH_MAX_FAILURES)
+        obj->pf_next = size;
     while (obj->pf_next < size) {
         uint64_t off = obj->pf_next, len = CFN_MIN(step, size - off);
         if (blob_cache_range_missing(obj->cache, off, off + len)) {
@@ -259,8 +266,9 @@ static bool object_prefetch_step(CachefilesFrontend *fe, CfObject *obj)
         return false;
     double secs = (double)(loop_now_ns() - obj->pf_started_ns) / 1e9;
     if (obj->pf_failed)
-        log_warn("prefetch of %s (object %" PRIu32 ") ended after %.2f s with %" PRIu64
-                 " range(s) failed; reads fetch them on demand", obj->name, obj->object_id, secs, obj->pf_failed);
+        log_warn("prefetch of %s (object %" PRIu32 ") stopped after %.2f s: %" PRIu64
+                 " range(s) failed; reads fetch what is missing on demand", obj->name, obj->object_id, secs,
+                 obj->pf_failed);
     else
         log_info("prefetch of %s (object %" PRIu32 ") done: %.1f MiB in %.2f s", obj->name, obj->object_id,
                  (double)size / (1 << 20), secs);

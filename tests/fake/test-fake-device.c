@@ -706,6 +706,45 @@ static void test_prefetch(void)
     free(src);
 }
 
+/* A blob that fails past its first MiB: the prefetch stops after a few failed ranges instead of trying them all. */
+static void test_prefetch_stops_on_failures(void)
+{
+    Env e;
+    env_init(&e);
+    char boot[128], blob[128], yaml[512];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
+    snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
+    const size_t boot_size = 5 * 4096, blob_size = 1u << 20, declared = 16u << 20;
+    uint8_t *bsrc = write_image(boot, boot_size, 2, "blob1", declared / 4096);
+    uint8_t *dsrc = write_image(blob, blob_size, 3, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n    prefetch: true\n", boot);
+    env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
+    int bfd = open_cache_file(&e, "boot", boot_size);
+    fake_device_push_open(e.dev, 1, 1, "erofs,boot.img", "boot.img", bfd);
+    int64_t copen = 0;
+    run_until_copen(&e, 1, &copen);
+    int dfd = open_cache_file(&e, "blob1", declared);
+    fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "blob1", dfd);
+    run_until_copen(&e, 2, &copen);
+    CHECK_EQ_INT(copen, (int64_t)declared);
+    uint64_t last = ~0ull;
+    for (int i = 0; i < 100 && e.d->stats.prefetches != last; i++) {
+        last = e.d->stats.prefetches;
+        run_for(&e, 50);
+    }
+    /* 32 ranges of 512 KiB; 2 good ones, then it gives up after 3 failures (plus what was in flight). */
+    CHECK(e.d->stats.prefetches >= 5);
+    CHECK(e.d->stats.prefetches <= 8);
+    CHECK(range_equals(dfd, dsrc, 0, blob_size));
+    CHECK(lseek(dfd, (off_t)blob_size, SEEK_DATA) < 0);
+    fake_device_push_read(e.dev, 3, 2, 4096, 4096);
+    run_until_completed(&e, 3, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 3), 1);
+    env_stop(&e);
+    free(bsrc);
+    free(dsrc);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -730,6 +769,7 @@ int main(void)
     RUN(test_readahead_sequential);
     RUN(test_readahead_off);
     RUN(test_prefetch);
+    RUN(test_prefetch_stops_on_failures);
     RUN(test_bad_config_is_reported);
     return TEST_EXIT();
 }

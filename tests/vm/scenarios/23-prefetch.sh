@@ -12,7 +12,7 @@ must_mount "$MNT_BASE/m" fsid=nydus-pf
 t0=$(now)
 for _ in $(seq 1 600); do
     grep -q 'prefetch of .* done' "$DLOG" && break
-    grep -q 'prefetch of .* ended after' "$DLOG" && fail "the prefetch had failures: $(grep 'prefetch of' "$DLOG" | tail -n 1)"
+    grep -q 'prefetch of .* stopped after' "$DLOG" && fail "the prefetch had failures: $(grep 'prefetch of' "$DLOG" | tail -n 1)"
     sleep 0.1
 done
 grep -q 'prefetch of .* done' "$DLOG" || fail "no 'prefetch ... done' line in the daemon log after 60 s"
