@@ -83,6 +83,10 @@ typedef struct FanBlob {
     uint64_t events, fills;
     uint64_t prefetch_end;          /* readahead issued up to here */
     unsigned prefetching;
+    /* Whole-blob prefetch (images[].prefetch), see blob_prefetch_step: */
+    bool pf_on;
+    unsigned pf_inflight;
+    uint64_t pf_next, pf_failed, pf_started_ns;
     struct FanBlob *next;
 } FanBlob;
 
@@ -413,6 +417,88 @@ static void blob_readahead(FanBlob *b, uint64_t end)
     }
 }
 
+/* A prefetch gives up after this many failed ranges: a broken backend is not hammered for a whole blob. */
+#define PREFETCH_MAX_FAILURES 3
+
+static void blob_prefetch_done(FillRequest *fill, int res);
+
+/*
+ * images[].prefetch: fill the whole blob in blob order behind the readers,
+ * a few merge_limit-sized fills at a time (a quarter of max_inflight).
+ * It ends when the blob is complete (its mark is then removed), when the
+ * daemon stops, or after PREFETCH_MAX_FAILURES failed ranges; reads fetch
+ * whatever is still missing on demand.
+ */
+static void blob_prefetch_step(FanBlob *b)
+{
+    FanFrontend *fe = b->fe;
+    const Config *cfg = fe_daemon(fe)->cfg;
+    uint64_t size = b->info->uncompressed_size, budget = cfg->max_inflight_bytes / 4;
+    uint64_t step = CFN_MAX(cfn_align_down(CFN_MIN((uint64_t)cfg->merge_limit, budget), CFN_PAGE_SIZE),
+                            (uint64_t)CFN_PAGE_SIZE);
+    unsigned max_fills = (unsigned)CFN_MAX(budget / step, 1u);
+    if (!b->pf_on)
+        return;
+    if (fe->stopping || !b->marked || b->pf_failed >= PREFETCH_MAX_FAILURES)
+        b->pf_next = size;
+    while (b->pf_next < size && b->pf_inflight < max_fills) {
+        uint64_t off = b->pf_next, len = CFN_MIN(step, size - off);
+        b->pf_next = off + len;
+        if (blob_range_ready(b, off, off + len))
+            continue;
+        FanPrefetch *p = calloc(1, sizeof(*p));
+        if (!p) {
+            b->pf_next = off;
+            break;
+        }
+        p->blob = b;
+        b->refs++;
+        b->pf_inflight++;
+        fe->stats.prefetches++;
+        p->fill.off = off;
+        p->fill.len = len;
+        p->fill.done = blob_prefetch_done;
+        blob_cache_fill(b->cache, &p->fill);
+    }
+    if (b->pf_next < size || b->pf_inflight)
+        return;
+    b->pf_on = false;
+    double secs = (double)(loop_now_ns() - b->pf_started_ns) / 1e9;
+    if (fe->stopping)
+        log_debug("fanotify: prefetch of %s interrupted by shutdown after %.2f s", b->name, secs);
+    else if (b->pf_failed)
+        log_warn("fanotify: prefetch of %s stopped after %.2f s: %" PRIu64 " range(s) failed; reads fetch what "
+                 "is missing on demand", b->name, secs, b->pf_failed);
+    else
+        log_info("fanotify: prefetch of %s done: %.1f MiB in %.2f s", b->name, (double)size / (1 << 20), secs);
+}
+
+static void blob_prefetch_done(FillRequest *fill, int res)
+{
+    FanPrefetch *p = cfn_container_of(fill, FanPrefetch, fill);
+    FanBlob *b = p->blob;
+    b->pf_inflight--;
+    if (res == 0)
+        blob_set_ready(b, fill->off, fill->off + fill->len);
+    else if (res != -ESHUTDOWN)
+        b->pf_failed++;
+    free(p);
+    blob_prefetch_step(b);
+    blob_unref(b);
+}
+
+static void blob_prefetch_start(FanBlob *b)
+{
+    if (b->pf_on || !b->marked)
+        return;         /* already running, or complete */
+    b->pf_on = true;
+    b->pf_next = 0;
+    b->pf_failed = 0;
+    b->pf_started_ns = loop_now_ns();
+    log_info("fanotify: prefetch of %s started", b->name);
+    blob_prefetch_step(b);
+}
+
 static void event_deadline(LoopTimer *t)
 {
     FanEvent *ev = cfn_container_of(t, FanEvent, deadline);
@@ -702,6 +788,9 @@ static void job_mounted(WorkItem *item)
             }
             m->next = fe->mounts;
             fe->mounts = m;
+            if (job->image->prefetch)
+                for (size_t i = 0; i < m->n_blobs; i++)
+                    blob_prefetch_start(m->blobs[i]);
         }
     } else if (job->result == 0) {
         FanMount **p = &fe->mounts;
@@ -1336,10 +1425,6 @@ static int fan_start(Frontend *base)
     int r;
 
     fe->self = getpid();
-    for (size_t i = 0; i < cfg->n_images; i++)
-        if (cfg->images[i].prefetch)
-            log_warn("fanotify: images[%zu] (%s): prefetch is not supported by this front-end yet; "
-                     "blobs are filled on access and by fanotify_readahead", i, cfg->images[i].fsid);
     if (snprintf(fe->cache_root, sizeof(fe->cache_root), "%s/fanotify", cfg->cache_dir) >= (int)sizeof(fe->cache_root) ||
         snprintf(fe->state_path, sizeof(fe->state_path), "%s/%s", cfg->work_dir, STATE_FILE) >= (int)sizeof(fe->state_path)) {
         log_error("fanotify: cache_dir or work_dir path is too long");

@@ -372,6 +372,33 @@ scen_hold() {
     daemon_stop     # SIGTERM to the holder: forwarded, the daemon exits 0, so does the holder
 }
 
+# images[].prefetch: mounted and left alone, the blob fills in the background;
+# then every file verifies without an event (the complete blob lost its mark).
+scen_prefetch() {
+    make_tree t1 --profile full --big-mib 12 --seed 11
+    img_nydus pf t1 zstd
+    printf '    prefetch: true\n' >>"$W/images.yaml"
+    daemon_start
+    fan_mount pf "$W/m"
+    local i
+    for i in $(seq 1 300); do
+        grep -q 'prefetch of .* done' "$DLOG" && break
+        grep -q 'prefetch of .* stopped after' "$DLOG" && fail "prefetch failed: $(grep 'prefetch of' "$DLOG" | tail -n 1)"
+        sleep 0.1
+    done
+    grep -q 'prefetch of .* done' "$DLOG" || fail "no 'prefetch ... done' in the daemon log after 30 s"
+    say "$(grep -o 'prefetch of .* done.*' "$DLOG" | tail -n 1)"
+    local e0
+    e0=$(stat_of events)
+    drop_caches
+    verify "$W/m" t1
+    say "events: $e0 up to the end of the prefetch, $(( $(stat_of events) - e0 )) while every file was read"
+    [ "$(stat_of events)" = "$e0" ] || fail "reads after a complete prefetch still raised events"
+    [ "$(stat_of prefetches)" -gt 0 ] || fail "no prefetch fill counted"
+    fan_umount "$W/m"
+    daemon_stop
+}
+
 scen_reuse() {
     make_tree t1 --profile full --big-mib 8 --seed 9
     img_nydus re t1 lz4_block
@@ -468,6 +495,7 @@ case "$SCEN" in
     restart) scen_restart ;;
     hold) scen_hold ;;
     reuse) scen_reuse ;;
+    prefetch) scen_prefetch ;;
     errors) scen_errors ;;
     frontend-choice) scen_frontend_choice ;;
     *) fail "unknown scenario $SCEN" ;;
