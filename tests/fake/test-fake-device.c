@@ -573,6 +573,19 @@ static uint64_t bytes_present(int fd, uint64_t off, uint64_t len)
 }
 
 /*
+ * Run the loop until the cache file holds `want` bytes (5 s at most: slow
+ * under sanitizers and a busy machine), then 100 ms more so that anything
+ * beyond `want` would show too. Returns the bytes present.
+ */
+static uint64_t settle_present(Env *e, int fd, uint64_t size, uint64_t want)
+{
+    for (int i = 0; i < 500 && bytes_present(fd, 0, size) < want; i++)
+        loop_run_once(e->d->loop, 10);
+    run_for(e, 100);
+    return bytes_present(fd, 0, size);
+}
+
+/*
  * Sequential READ misses start a read-ahead that doubles up to `readahead`
  * and fills bytes nobody asked for yet; a random miss does not, and
  * `readahead: 0` turns it off.
@@ -597,31 +610,27 @@ static void readahead_run(const char *extra, bool expect_readahead)
     /* First miss: only its 256 KiB window. */
     fake_device_push_read(e.dev, 2, 7, 0, 4096);
     run_until_completed(&e, 2, 1);
-    run_for(&e, 50);
-    CHECK_EQ_INT(bytes_present(fd, 0, size), 256 * K);
+    CHECK_EQ_INT(settle_present(&e, fd, size, 256 * K), 256 * K);
     CHECK_EQ_INT(e.d->stats.readaheads, 0);
 
     /* The next miss where that window ended: its window plus 512 KiB ahead. */
     fake_device_push_read(e.dev, 3, 7, 256 * K, 4096);
     run_until_completed(&e, 3, 1);
-    run_for(&e, 50);
     uint64_t after_second = expect_readahead ? 1024 * K : 512 * K;
-    CHECK_EQ_INT(bytes_present(fd, 0, size), after_second);
+    CHECK_EQ_INT(settle_present(&e, fd, size, after_second), after_second);
 
     /* Again at the end of the read-ahead: the window doubles (and is capped at 1 MiB). */
     fake_device_push_read(e.dev, 4, 7, after_second, 4096);
     run_until_completed(&e, 4, 1);
-    run_for(&e, 50);
     uint64_t after_third = expect_readahead ? after_second + 256 * K + 1024 * K : after_second + 256 * K;
-    CHECK_EQ_INT(bytes_present(fd, 0, size), after_third);
+    CHECK_EQ_INT(settle_present(&e, fd, size, after_third), after_third);
     uint64_t readaheads = e.d->stats.readaheads;
     CHECK(expect_readahead ? readaheads >= 2 : readaheads == 0);
 
     /* A jump elsewhere is not sequential: its window only. */
     fake_device_push_read(e.dev, 5, 7, 6u << 20, 4096);
     run_until_completed(&e, 5, 1);
-    run_for(&e, 50);
-    CHECK_EQ_INT(bytes_present(fd, 0, size), after_third + 256 * K);
+    CHECK_EQ_INT(settle_present(&e, fd, size, after_third + 256 * K), after_third + 256 * K);
     CHECK_EQ_INT(e.d->stats.readaheads, readaheads);
 
     /* Whatever was read ahead is the right data. */
@@ -727,11 +736,10 @@ static void test_prefetch_stops_on_failures(void)
     fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "blob1", dfd);
     run_until_copen(&e, 2, &copen);
     CHECK_EQ_INT(copen, (int64_t)declared);
-    uint64_t last = ~0ull;
-    for (int i = 0; i < 100 && e.d->stats.prefetches != last; i++) {
-        last = e.d->stats.prefetches;
-        run_for(&e, 50);
-    }
+    /* Wait for the failures (slow under sanitizers), then long enough to see a prefetch that goes on. */
+    for (int i = 0; i < 500 && e.d->stats.prefetches < 5; i++)
+        loop_run_once(e.d->loop, 10);
+    run_for(&e, 300);
     /* 32 ranges of 512 KiB; 2 good ones, then it gives up after 3 failures (plus what was in flight). */
     CHECK(e.d->stats.prefetches >= 5);
     CHECK(e.d->stats.prefetches <= 8);
