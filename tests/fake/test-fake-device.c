@@ -128,6 +128,20 @@ static int open_cache_file(Env *e, const char *name, uint64_t size)
     return fd;
 }
 
+/*
+ * The kernel's OPEN of blob `cookie` in `volume` as object `object_id`, with a
+ * fresh cache file `name` of `size` bytes as the anon fd: runs until the
+ * daemon's copen answer (into *copen). Returns the fd.
+ */
+static int open_object(Env *e, uint32_t msg_id, uint32_t object_id, const char *volume, const char *cookie,
+                       const char *name, uint64_t size, int64_t *copen)
+{
+    int fd = open_cache_file(e, name, size);
+    fake_device_push_open(e->dev, msg_id, object_id, volume, cookie, fd);
+    run_until_copen(e, msg_id, copen);
+    return fd;
+}
+
 static bool range_equals(int fd, const uint8_t *src, uint64_t off, uint64_t len)
 {
     uint8_t *buf = malloc(len);
@@ -152,10 +166,8 @@ static void test_plain_image(void)
     CHECK(strncmp(fake_device_cmd(e.dev, 0), "dir ", 4) == 0);
     CHECK_EQ_INT(strcmp(fake_device_cmd(e.dev, 1), "bind ondemand"), 0);
 
-    int fd = open_cache_file(&e, "plain", size);
-    fake_device_push_open(e.dev, 1, 7, "erofs,plain.img", "plain.img", fd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    int fd = open_object(&e, 1, 7, "erofs,plain.img", "plain.img", "plain", size, &copen);
     CHECK_EQ_INT(copen, (int64_t)size);
 
     /* Two READs of one window before the loop runs: one fetch serves both. */
@@ -189,9 +201,7 @@ static void test_plain_image(void)
     CHECK(!fd_is_open(fd));
 
     /* Re-open the same cache file: what was written is found, not fetched again. */
-    int fd2 = open_cache_file(&e, "plain", size);
-    fake_device_push_open(e.dev, 6, 8, "erofs,plain.img", "plain.img", fd2);
-    run_until_copen(&e, 6, &copen);
+    int fd2 = open_object(&e, 6, 8, "erofs,plain.img", "plain.img", "plain", size, &copen);
     before = cache_service_stats(e.d->cache);
     fake_device_push_read(e.dev, 7, 8, 0, 4096);
     run_until_completed(&e, 7, 1);
@@ -221,10 +231,8 @@ static void test_plain_image_cut_mid_block(void)
     uint8_t *src = write_image(path, size, 9, NULL, 0);
     snprintf(yaml, sizeof(yaml), "  - fsid: cut.img\n    bootstrap: %s\n", path);
     env_start(&e, yaml);
-    int fd = open_cache_file(&e, "cut", size);
-    fake_device_push_open(e.dev, 1, 3, "erofs,cut.img", "cut.img", fd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    int fd = open_object(&e, 1, 3, "erofs,cut.img", "cut.img", "cut", size, &copen);
     CHECK_EQ_INT(copen, 256 * 1024);
     uint64_t failures = e.d->stats.read_failures;
     fake_device_push_read(e.dev, 2, 3, 256 * 1024, 4096);
@@ -252,18 +260,14 @@ static void test_bootstrap_and_blob(void)
     snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n", boot);
     env_start(&e, yaml);
 
-    int bfd = open_cache_file(&e, "boot", boot_size);
-    fake_device_push_open(e.dev, 1, 1, "erofs,boot.img", "boot.img", bfd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    int bfd = open_object(&e, 1, 1, "erofs,boot.img", "boot.img", "boot", boot_size, &copen);
     CHECK_EQ_INT(copen, (int64_t)boot_size);
     run_for(&e, 100);
     /* Prefilled without any READ. */
     CHECK(range_equals(bfd, bsrc, 0, boot_size));
 
-    int dfd = open_cache_file(&e, "blob1", 4 * 1024 * 1024);
-    fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "blob1", dfd);
-    run_until_copen(&e, 2, &copen);
+    int dfd = open_object(&e, 2, 2, "erofs,boot.img", "blob1", "blob1", 4 * 1024 * 1024, &copen);
     CHECK_EQ_INT(copen, 4 * 1024 * 1024);       /* the size the image declares */
 
     fake_device_push_read(e.dev, 3, 2, 1024 * 1024, 65536);
@@ -280,13 +284,9 @@ static void test_bootstrap_and_blob(void)
     CHECK(data < 0);
 
     /* Unknown blob and unknown fsid: copen -ENOENT and the fd is closed. */
-    int xfd = open_cache_file(&e, "x", 4096);
-    fake_device_push_open(e.dev, 5, 3, "erofs,boot.img", "nosuchblob", xfd);
-    run_until_copen(&e, 5, &copen);
+    open_object(&e, 5, 3, "erofs,boot.img", "nosuchblob", "x", 4096, &copen);
     CHECK_EQ_INT(copen, -ENOENT);
-    int yfd = open_cache_file(&e, "y", 4096);
-    fake_device_push_open(e.dev, 6, 4, "erofs,other", "other", yfd);
-    run_until_copen(&e, 6, &copen);
+    int yfd = open_object(&e, 6, 4, "erofs,other", "other", "y", 4096, &copen);
     CHECK_EQ_INT(copen, -ENOENT);
     CHECK(!fd_is_open(yfd));
 
@@ -304,10 +304,8 @@ static void test_malformed_messages(void)
     uint8_t *src = write_image(path, 256 * 1024, 4, NULL, 0);
     snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
     env_start(&e, yaml);
-    int fd = open_cache_file(&e, "plain", 256 * 1024);
-    fake_device_push_open(e.dev, 1, 9, "erofs,plain.img", "plain.img", fd);
     int64_t copen;
-    run_until_copen(&e, 1, &copen);
+    int fd = open_object(&e, 1, 9, "erofs,plain.img", "plain.img", "plain", 256 * 1024, &copen);
 
     uint8_t m[64] = { 0 };
     struct cachefiles_msg_hdr h;
@@ -399,10 +397,8 @@ static void test_deadline(void)
     e.dev = fake_device_new();
     CHECK_EQ_INT(daemon_start_cachefiles(e.d, fake_device_base(e.dev)), 0);
 
-    int dfd = open_cache_file(&e, "blob1", 64 * 4096);
-    fake_device_push_open(e.dev, 1, 1, "erofs,boot.img", "blob1", dfd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    open_object(&e, 1, 1, "erofs,boot.img", "blob1", "blob1", 64 * 4096, &copen);
     CHECK_EQ_INT(copen, 64 * 4096);
 
     uint64_t t0 = loop_now_ns();
@@ -488,15 +484,11 @@ static void nydus_fixture_run(long flip_at)
     e.dev = fake_device_new();
     CHECK_EQ_INT(daemon_start_cachefiles(e.d, fake_device_base(e.dev)), 0);
 
-    int bfd = open_cache_file(&e, "boot", 20480);
-    fake_device_push_open(e.dev, 1, 1, "erofs,rafs-v6-2.2.boot", "rafs-v6-2.2.boot", bfd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    open_object(&e, 1, 1, "erofs,rafs-v6-2.2.boot", "rafs-v6-2.2.boot", "boot", 20480, &copen);
     CHECK_EQ_INT(copen, 20480);
 
-    int dfd = open_cache_file(&e, "blob", 0x9000);
-    fake_device_push_open(e.dev, 2, 2, "erofs,rafs-v6-2.2.boot", FIXTURE_BLOB, dfd);
-    run_until_copen(&e, 2, &copen);
+    int dfd = open_object(&e, 2, 2, "erofs,rafs-v6-2.2.boot", FIXTURE_BLOB, "blob", 0x9000, &copen);
     CHECK_EQ_INT(copen, 0x9000);
 
     uint64_t failures = e.d->stats.read_failures;
@@ -544,10 +536,8 @@ static void test_takeover_restores(void)
     CHECK_EQ_INT(fake_device_n_cmds(e.dev), 1);
     CHECK(strcmp(fake_device_cmd(e.dev, 0), "restore") == 0);
     /* The re-sent OPEN and READ are served as usual. */
-    int fd = open_cache_file(&e, "plain", 64 * 4096);
-    fake_device_push_open(e.dev, 7, 21, "erofs,plain.img", "plain.img", fd);
     int64_t copen = 0;
-    run_until_copen(&e, 7, &copen);
+    int fd = open_object(&e, 7, 21, "erofs,plain.img", "plain.img", "plain", 64 * 4096, &copen);
     CHECK_EQ_INT(copen, 64 * 4096);
     fake_device_push_read(e.dev, 8, 21, 0, 4096);
     run_until_completed(&e, 8, 1);
@@ -600,10 +590,8 @@ static void readahead_run(const char *extra, bool expect_readahead)
     uint8_t *src = write_image(path, size, 5, NULL, 0);
     snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
     env_start_with(&e, extra, yaml);
-    int fd = open_cache_file(&e, "plain", size);
-    fake_device_push_open(e.dev, 1, 7, "erofs,plain.img", "plain.img", fd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    int fd = open_object(&e, 1, 7, "erofs,plain.img", "plain.img", "plain", size, &copen);
     CHECK_EQ_INT(copen, (int64_t)size);
 
     const uint64_t K = 1024;
@@ -661,10 +649,8 @@ static void test_prefetch(void)
              "  - fsid: plain.img\n    bootstrap: %s\n", path, path);
     env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
 
-    int fd = open_cache_file(&e, "pf", size);
-    fake_device_push_open(e.dev, 1, 7, "erofs,pf.img", "pf.img", fd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
+    int fd = open_object(&e, 1, 7, "erofs,pf.img", "pf.img", "pf", size, &copen);
     CHECK_EQ_INT(copen, (int64_t)size);
     /* A READ while the prefetch runs (its budget is a quarter of max_inflight: 1 MiB). */
     fake_device_push_read(e.dev, 2, 7, 6u << 20, 4096);
@@ -679,9 +665,7 @@ static void test_prefetch(void)
 
     /* The same blob without prefetch: nothing arrives until a READ asks. */
     uint64_t prefetches = e.d->stats.prefetches;
-    int fd2 = open_cache_file(&e, "plain", size);
-    fake_device_push_open(e.dev, 3, 8, "erofs,plain.img", "plain.img", fd2);
-    run_until_copen(&e, 3, &copen);
+    int fd2 = open_object(&e, 3, 8, "erofs,plain.img", "plain.img", "plain", size, &copen);
     run_for(&e, 200);
     CHECK_EQ_INT(bytes_present(fd2, 0, size), 0);
     CHECK_EQ_INT(e.d->stats.prefetches, prefetches);
@@ -690,9 +674,7 @@ static void test_prefetch(void)
     char path3[160];
     snprintf(path3, sizeof(path3), "%s/pf.cache", e.dir);
     unlink(path3);
-    int fd3 = open_cache_file(&e, "pf", size);
-    fake_device_push_open(e.dev, 4, 9, "erofs,pf.img", "pf.img", fd3);
-    run_until_copen(&e, 4, &copen);
+    int fd3 = open_object(&e, 4, 9, "erofs,pf.img", "pf.img", "pf", size, &copen);
     loop_run_once(e.d->loop, 1);
     fake_device_push_close(e.dev, 9);
     run_for(&e, 200);
@@ -728,13 +710,9 @@ static void test_prefetch_stops_on_failures(void)
     uint8_t *dsrc = write_image(blob, blob_size, 3, NULL, 0);
     snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n    prefetch: true\n", boot);
     env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
-    int bfd = open_cache_file(&e, "boot", boot_size);
-    fake_device_push_open(e.dev, 1, 1, "erofs,boot.img", "boot.img", bfd);
     int64_t copen = 0;
-    run_until_copen(&e, 1, &copen);
-    int dfd = open_cache_file(&e, "blob1", declared);
-    fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "blob1", dfd);
-    run_until_copen(&e, 2, &copen);
+    open_object(&e, 1, 1, "erofs,boot.img", "boot.img", "boot", boot_size, &copen);
+    int dfd = open_object(&e, 2, 2, "erofs,boot.img", "blob1", "blob1", declared, &copen);
     CHECK_EQ_INT(copen, (int64_t)declared);
     /* Wait for the failures (slow under sanitizers), then long enough to see a prefetch that goes on. */
     for (int i = 0; i < 500 && e.d->stats.prefetches < 5; i++)
