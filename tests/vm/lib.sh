@@ -242,6 +242,22 @@ read_expect_eio() {
     case "$err" in *"Input/output error"*) return 0 ;; *) return 12 ;; esac
 }
 
+# mount_or_eio MNT OPTIONS FILE WHY: a mount the daemon cannot serve may
+# fail, or succeed (the kernel may look a blob up only when it is read);
+# if it mounts, reading MNT/FILE must fail with EIO (WHY says why it must),
+# then it is unmounted. A hang fails the scenario. Sets OUTCOME.
+mount_or_eio() {
+    local mnt=$1 opts=$2 file=$3 why=$4 rc=0
+    do_mount "$mnt" "$opts" || rc=$?
+    case "$rc" in
+        0) must_eio "$mnt/$file" "$why"
+           do_umount "$mnt"
+           OUTCOME="it mounted, $file failed with EIO" ;;
+        124|137) fail "mount -o $opts hung (killed after ${MOUNT_TIMEOUT} s)" ;;
+        *) OUTCOME="the mount failed (status $rc)" ;;
+    esac
+}
+
 # finish: the common end of every scenario: the daemon must still be
 # running, then unmount everything and stop it.
 finish() {
