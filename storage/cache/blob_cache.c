@@ -2,6 +2,7 @@
 #include "blob_cache.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct BlobCache {
     Backend *backend;
     char *backend_id;
     int fd;
+    pthread_mutex_t write_lock;     /* see blob_cache_write() */
     bool scanned;
     atomic_bool closed;
     uint32_t inflight_fetches;
@@ -124,6 +126,21 @@ static void *worker_scratch(WorkerCtx *w, size_t size)
         w->scratch_size = w->scratch ? size : 0;
     }
     return w->scratch;
+}
+
+/*
+ * Workers write into one cache file in turn. The kernel serializes buffered
+ * writes to a file on its inode lock anyway, but a writer waiting there spins
+ * on its CPU while the owner copies (rwsem optimistic spinning): with as many
+ * workers as cores, that spin takes the CPU the reader or the next chunk's
+ * verification needs. A writer waiting on this mutex sleeps instead.
+ */
+static int blob_cache_write(BlobCache *bc, const void *buf, size_t len, uint64_t off)
+{
+    pthread_mutex_lock(&bc->write_lock);
+    int r = cache_file_write(bc->fd, buf, len, off);
+    pthread_mutex_unlock(&bc->write_lock);
+    return r;
 }
 
 static int verify_chunk(BlobCache *bc, WorkerCtx *w, uint32_t i, const void *data, char *why, size_t why_len)
@@ -184,7 +201,7 @@ static void fetch_plain_run(BlobCache *bc, WorkerCtx *w, Fetch *f)
             snprintf(f->why, sizeof(f->why), "chunk %u: %s", i, why);
     }
     if (r == 0 && !atomic_load(&bc->closed)) {
-        r = cache_file_write(bc->fd, f->buf, cfn_align_up(f->clen, CFN_PAGE_SIZE),
+        r = blob_cache_write(bc, f->buf, cfn_align_up(f->clen, CFN_PAGE_SIZE),
                              blob->chunks[f->first].uncompressed_offset);
         if (r < 0)
             snprintf(f->why, sizeof(f->why), "chunks %u-%u: cache write failed: %s", f->first,
@@ -207,7 +224,7 @@ static int chunk_store(BlobCache *bc, WorkerCtx *w, uint32_t i, uint8_t *out, ch
     memset(out + c->uncompressed_size, 0, padded - c->uncompressed_size);
     if (atomic_load(&bc->closed))
         return -ESHUTDOWN;
-    r = cache_file_write(bc->fd, out, padded, c->uncompressed_offset);
+    r = blob_cache_write(bc, out, padded, c->uncompressed_offset);
     if (r < 0)
         snprintf(why, why_len, "cache write failed: %s", strerror(-r));
     return r;
@@ -409,6 +426,7 @@ static void blob_cache_maybe_release(BlobCache *bc)
     free(bc->backend_id);
     free(bc->state);
     free(bc->inflight);
+    pthread_mutex_destroy(&bc->write_lock);
     free(bc);
 }
 
@@ -912,6 +930,7 @@ int blob_cache_new(BlobCache **ret, CacheService *svc, BlobInfo *blob, Backend *
         free(bc);
         return -ENOMEM;
     }
+    pthread_mutex_init(&bc->write_lock, NULL);
     bc->blob = blob;
     *ret = bc;
     return 0;
