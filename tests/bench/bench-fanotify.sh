@@ -161,7 +161,7 @@ EOF
         [ "$(val denies)" = 0 ] || { echo "denied events during the benchmark:"; tail "$W/daemon.log"; exit 1; }
         ev=$(val events) fills=$(val fills) lat=$(val avg_latency_us) fetched=$(( $(val bytes_fetched) >> 20 ))
         # (c) the work floor of the same bytes, from the same page cache state (uncompressed images only).
-        if [ "$comp" != zstd ]; then
+        if [ "$comp" = none ] || [ "$comp" = raw ]; then
             cache_state "$out/$(cat "$out.id")"
             fl=$("$floor" "$out/$(cat "$out.id")" "$W/floor.cache" $([ "$comp" = raw ] && echo --no-digest))
             floor_cpu+=" $(echo "$fl" | tr ' ' '\n' | sed -n 's/^cpu_s=//p')"
