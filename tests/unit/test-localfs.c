@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
+/*
+ * The localfs backend: the bytes of every read, page-aligned reads bypassing
+ * the page cache (checked with mincore on the source), unaligned reads and
+ * buffers through it, and a range that runs past the end of the file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage/backend/backend.h"
+#include "storage/cache/cache_file.h"
+#include "storage/util/loop.h"
+#include "test.h"
+
+#define PAGE 4096u
+#define FILE_SIZE (16 * PAGE + 100)     /* the last page is partial */
+
+static char dir[64];
+static char path[128];
+static uint8_t *source;
+
+typedef struct Read {
+    BackendRequest req;
+    int res;
+    bool done;
+} Read;
+
+static void read_done(BackendRequest *req, int res)
+{
+    Read *r = (Read *)req;
+    r->res = res;
+    r->done = true;
+}
+
+/* Read [off, off+len) of the blob into buf through the backend; the result or -errno. */
+static int backend_read(Loop *loop, Backend *b, uint64_t off, uint32_t len, void *buf)
+{
+    Read r = { .req = { .kind = BACKEND_READ, .blob_id = "blob", .off = off, .len = len, .buf = buf,
+                        .done = read_done } };
+    int s = backend_submit(b, &r.req);
+    if (s < 0)
+        return s;
+    for (int i = 0; i < 500 && !r.done; i++)
+        loop_run_once(loop, 10);
+    return r.done ? r.res : -ETIMEDOUT;
+}
+
+/* Pages of the source file that sit in the page cache, in [off, off+len). */
+static unsigned cached_pages(uint64_t off, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    void *map = mmap(NULL, FILE_SIZE, PROT_READ, MAP_SHARED, fd, 0);
+    unsigned char vec[FILE_SIZE / PAGE + 1];
+    unsigned n = 0;
+    if (map != MAP_FAILED && mincore(map, FILE_SIZE, vec) == 0)
+        for (uint64_t p = off / PAGE; p < (off + len + PAGE - 1) / PAGE; p++)
+            n += vec[p] & 1;
+    if (map != MAP_FAILED)
+        munmap(map, FILE_SIZE);
+    close(fd);
+    return n;
+}
+
+static void drop_source_cache(void)
+{
+    int fd = open(path, O_RDONLY);
+    fsync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+}
+
+static void test_reads(void)
+{
+    Loop *loop;
+    Backend *b;
+    CHECK_EQ_INT(loop_new(&loop, 16), 0);
+    CHECK_EQ_INT(backend_localfs_new(&b, loop, dir), 0);
+    uint8_t *buf = cache_buf_alloc(FILE_SIZE + PAGE);
+
+    /* Page-aligned range, page-aligned buffer: correct bytes, and the source stays out of the page cache. */
+    drop_source_cache();
+    bool measurable = cached_pages(0, FILE_SIZE) == 0;     /* DONTNEED is advice; skip the check if ignored */
+    CHECK_EQ_INT(backend_read(loop, b, 4 * PAGE, 8 * PAGE, buf), 8 * PAGE);
+    CHECK(memcmp(buf, source + 4 * PAGE, 8 * PAGE) == 0);
+    if (measurable)
+        CHECK_EQ_INT(cached_pages(4 * PAGE, 8 * PAGE), 0);
+    else
+        fprintf(stderr, "note: the page cache of %s could not be dropped; direct-read check not made\n", path);
+
+    /* Unaligned offset and length: through the page cache, same bytes. */
+    memset(buf, 0, FILE_SIZE);
+    CHECK_EQ_INT(backend_read(loop, b, 100, 5000, buf), 5000);
+    CHECK(memcmp(buf, source + 100, 5000) == 0);
+    if (measurable)
+        CHECK(cached_pages(0, 5100) > 0);
+
+    /* Aligned range, buffer off by one byte: same bytes. */
+    memset(buf, 0, FILE_SIZE + PAGE);
+    CHECK_EQ_INT(backend_read(loop, b, 0, 2 * PAGE, buf + 1), 2 * PAGE);
+    CHECK(memcmp(buf + 1, source, 2 * PAGE) == 0);
+
+    /* The whole file, ending in the partial page. */
+    CHECK_EQ_INT(backend_read(loop, b, 0, FILE_SIZE, buf), FILE_SIZE);
+    CHECK(memcmp(buf, source, FILE_SIZE) == 0);
+
+    /* An aligned range that runs past the end: the direct read comes back short, then -ENODATA. */
+    CHECK_EQ_INT(backend_read(loop, b, 16 * PAGE, PAGE, buf), -ENODATA);
+    CHECK_EQ_INT(backend_read(loop, b, 8 * PAGE, 16 * PAGE, buf), -ENODATA);
+
+    /* Names that are not one path component never open anything. */
+    CHECK_EQ_INT(backend_read(loop, b, 0, PAGE, buf), PAGE);
+    Read r = { .req = { .kind = BACKEND_READ, .blob_id = "../blob", .off = 0, .len = PAGE, .buf = buf,
+                        .done = read_done } };
+    CHECK_EQ_INT(backend_submit(b, &r.req), -EINVAL);
+
+    free(buf);
+    backend_free(b);
+    loop_free(loop);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof(dir), "%s/test-localfs.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(path, sizeof(path), "%s/blob", dir);
+    source = malloc(FILE_SIZE);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < FILE_SIZE; i++) {
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        source[i] = (uint8_t)x;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, source, FILE_SIZE) != (ssize_t)FILE_SIZE) {
+        perror(path);
+        return 1;
+    }
+    close(fd);
+    RUN(test_reads);
+    unlink(path);
+    rmdir(dir);
+    free(source);
+    return TEST_EXIT();
+}
