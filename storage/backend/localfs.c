@@ -29,6 +29,7 @@ typedef struct LocalFile {
     char *name;
     int fd;
     int direct_fd;          /* the same file opened O_DIRECT, or -1 */
+    bool direct_refused;    /* a direct read failed with EINVAL: page cache only from then on */
 } LocalFile;
 
 struct LocalFs {
@@ -103,7 +104,7 @@ static bool read_can_be_direct(const LocalFile *f, const BackendRequest *req)
     uint64_t off = req->off + req->done_bytes;
     uint32_t len = req->len - req->done_bytes;
     uintptr_t buf = (uintptr_t)req->buf + req->done_bytes;
-    return f->direct_fd >= 0 && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 && buf % DIRECT_ALIGN == 0;
+    return f->direct_fd >= 0 && !f->direct_refused && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 && buf % DIRECT_ALIGN == 0;
 }
 
 static void localfs_read_step(LoopOp *op, int res);
@@ -122,10 +123,14 @@ static void localfs_read_step(LoopOp *op, int res)
     BackendRequest *req = cfn_container_of(op, BackendRequest, op);
     LocalFile *f = req->priv;
     if (res == -EINVAL && req->fd == f->direct_fd) {
-        /* The file system took O_DIRECT at open but not this read: use the page cache from now on. */
-        log_debug("localfs: %s: direct reads refused, reading through the page cache", f->name);
-        close(f->direct_fd);
-        f->direct_fd = -1;
+        /*
+         * The file system took O_DIRECT at open but not this read: use the page
+         * cache from now on. The fd stays open, so that other direct reads
+         * still in flight are recognised here too and retried the same way.
+         */
+        if (!f->direct_refused)
+            log_debug("localfs: %s: direct reads refused, reading through the page cache", f->name);
+        f->direct_refused = true;
         res = 0;
     }
     if (res == -EINTR || res == -EAGAIN)
