@@ -19,9 +19,6 @@
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
 
-/* O_DIRECT needs offset, length and buffer aligned to the logical block size; a page covers them all. */
-#define DIRECT_ALIGN 4096u
-
 typedef struct LocalFs LocalFs;
 
 typedef struct LocalFile {
@@ -104,7 +101,9 @@ static bool read_can_be_direct(const LocalFile *f, const BackendRequest *req)
     uint64_t off = req->off + req->done_bytes;
     uint32_t len = req->len - req->done_bytes;
     uintptr_t buf = (uintptr_t)req->buf + req->done_bytes;
-    return f->direct_fd >= 0 && !f->direct_refused && off % DIRECT_ALIGN == 0 && len % DIRECT_ALIGN == 0 && buf % DIRECT_ALIGN == 0;
+    /* O_DIRECT needs offset, length and buffer aligned to the logical block size; a page covers them all. */
+    return f->direct_fd >= 0 && !f->direct_refused && off % CFN_PAGE_SIZE == 0 && len % CFN_PAGE_SIZE == 0 &&
+           buf % CFN_PAGE_SIZE == 0;
 }
 
 static void localfs_read_step(LoopOp *op, int res);

@@ -164,9 +164,10 @@ EOF
         if [ "$comp" = none ] || [ "$comp" = raw ]; then
             cache_state "$out/$(cat "$out.id")"
             fl=$("$floor" "$out/$(cat "$out.id")" "$W/floor.cache" $([ "$comp" = raw ] && echo --no-digest))
-            floor_cpu+=" $(echo "$fl" | tr ' ' '\n' | sed -n 's/^cpu_s=//p')"
+            fl_cpu=$(echo "$fl" | tr ' ' '\n' | sed -n 's/^cpu_s=//p')
+            floor_cpu+=" $fl_cpu"
             # Keep the step breakdown of the cheapest run.
-            [ "$(echo "$floor_cpu" | best)" = "$(echo "$fl" | tr ' ' '\n' | sed -n 's/^cpu_s=//p')" ] && floor_line=$fl
+            [ "$(echo "$floor_cpu" | best)" = "$fl_cpu" ] && floor_line=$fl
         fi
     done
     lb=$(echo "$local_times" | best)

@@ -24,6 +24,7 @@
 
 #include "storage/cache/cache_file.h"
 #include "storage/codec/codec.h"
+#include "storage/util/macros.h"
 
 #define PIECE (1u << 20)
 
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
     int rc = 0;
     for (off_t off = 0; off < size && rc == 0; off += PIECE) {
         size_t n = (size_t)(size - off < PIECE ? size - off : PIECE);
-        size_t padded = (n + 4095) & ~(size_t)4095;
+        size_t padded = cfn_align_up(n, CFN_PAGE_SIZE);
         uint8_t hash[BLOB_DIGEST_SIZE];
         double t1 = cpu_s();
         if (pread(src, buf, n, off) != (ssize_t)n)

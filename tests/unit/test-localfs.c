@@ -13,9 +13,10 @@
 #include "storage/backend/backend.h"
 #include "storage/cache/cache_file.h"
 #include "storage/util/loop.h"
+#include "storage/util/macros.h"
 #include "test.h"
 
-#define PAGE 4096u
+#define PAGE CFN_PAGE_SIZE
 #define FILE_SIZE (16 * PAGE + 100)     /* the last page is partial */
 
 static char dir[64];
@@ -110,8 +111,10 @@ static void test_reads(void)
     CHECK_EQ_INT(backend_read(loop, b, 16 * PAGE, PAGE, buf), -ENODATA);
     CHECK_EQ_INT(backend_read(loop, b, 8 * PAGE, 16 * PAGE, buf), -ENODATA);
 
-    /* Names that are not one path component never open anything. */
+    /* The failed reads left nothing behind: the next direct read works. */
     CHECK_EQ_INT(backend_read(loop, b, 0, PAGE, buf), PAGE);
+
+    /* Names that are not one path component never open anything. */
     Read r = { .req = { .kind = BACKEND_READ, .blob_id = "../blob", .off = 0, .len = PAGE, .buf = buf,
                         .done = read_done } };
     CHECK_EQ_INT(backend_submit(b, &r.req), -EINVAL);
