@@ -4,7 +4,7 @@
 # blake3 of each equals the chunk digest stored in the blob's blob.digest.
 . "$IMG/meta.env"
 [ -z "$NYDUS_SKIP" ] || skip "$NYDUS_SKIP"
-[ -n "$FIXTURE_DIGESTS" ] || skip "shared/fixtures/nydus-v6-2.2 was not found next to the checkout"
+[ -n "$FIXTURE_DIGESTS" ] || skip "shared/fixtures/nydus-v6-2.2 was found neither next to the checkout nor in /work/shared"
 command -v b3sum >/dev/null || skip "b3sum is not installed (scripts/setup installs it)"
 daemon_start fixture
 m=$MNT_BASE/m
