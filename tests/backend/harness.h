@@ -161,6 +161,42 @@ static long server_stat(const char *server, const char *key)
     return v;
 }
 
+/* Requests `server` received whose Authorization header contains `needle`
+ * (NULL: any Authorization at all), from <state>/<server>.requests. */
+static long server_auth_count(const char *server, const char *needle)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.requests", env_req("CFN_T_STATE"), server);
+    char *txt = file_read_all(path, NULL);
+    long n = 0;
+    if (!txt)
+        return 0;       /* no request at all */
+    for (char *save = NULL, *line = strtok_r(txt, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *auth = strchr(line, '\t');
+        if (!auth || strcmp(auth + 1, "-") == 0)
+            continue;
+        n += !needle || strstr(auth + 1, needle) != NULL;
+    }
+    free(txt);
+    return n;
+}
+
+/* A flag file holding text (a server reads it per request); NULL removes it. */
+static void server_flag_text(const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", env_req("CFN_T_STATE"), name);
+    if (!text) {
+        unlink(path);
+        return;
+    }
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
 static void server_flag(const char *name, bool on)
 {
     char path[512];

@@ -340,32 +340,84 @@ def sc_s3(e, oss=False):
     e.env["CFN_T_S3_TOKEN"] = S3_TOKEN
 
 
-def sc_tls(e):
-    need("nginx", "openssl")
-    e.make_blobs(SIZES)
+def make_pki(e, san, name="srv"):
+    """A CA and a server certificate for `san` (e.g. "IP:127.0.0.1"), made by
+    openssl at run time. Returns (ca.pem, cert, key)."""
+    need("openssl")
     d = os.path.join(e.tmp, "pki")
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
 
     def ossl(*a):
         subprocess.run(["openssl", *a], check=True, cwd=d, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-         "-days", "2", "-subj", "/CN=cfn test CA")
-    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr",
-         "-subj", "/CN=127.0.0.1")
-    with open(os.path.join(d, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    ossl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-         "-CAcreateserial", "-out", "srv.pem", "-days", "2", "-extfile", "ext.cnf")
+    if not os.path.exists(os.path.join(d, "ca.pem")):
+        ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=cfn test CA")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+         "-subj", f"/CN={san.split(':', 1)[1]}")
+    with open(os.path.join(d, f"{name}.cnf"), "w") as f:
+        f.write(f"subjectAltName={san}\n")
+    ossl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.cnf")
+    return (os.path.join(d, "ca.pem"), os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.key"))
+
+
+def sc_tls(e):
+    need("nginx", "openssl")
+    e.make_blobs(SIZES)
+    ca, cert, key = make_pki(e, "IP:127.0.0.1,DNS:localhost")
     port = free_port()
     n = os.path.join(e.tmp, "nginx")
     start_nginx(e, [f"""server {{ listen 127.0.0.1:{port} ssl http2; access_log {n}/tls.log;
-        ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;
+        ssl_certificate {cert}; ssl_certificate_key {key};
         location /blobs/ {{ alias {e.blobs}/; }} }}
 """])
     wait_port("127.0.0.1", port)
     e.env["CFN_T_TLS"] = f"127.0.0.1:{port}"
-    e.env["CFN_T_CA"] = os.path.join(d, "ca.pem")
+    e.env["CFN_T_CA"] = ca
+
+
+MIRROR_USER, MIRROR_PASSWORD = "mirroruser", "m1rr0r-Pa55"
+
+
+def sc_creds(e):
+    """Where credentials go: a bearer registry (token.py) whose realm can be
+    named per test (its own /token, another host over http, another port,
+    another host over https), an open mirror and a mirror with Basic auth of
+    its own, and an object store on another host for redirects. Every server
+    records the Authorization of every request it received."""
+    need("openssl")
+    e.make_blobs(SIZES)
+    e.env["CFN_T_IDENTITY"] = "identity-" + base64.b32encode(os.urandom(10)).decode()
+    e.env["CFN_T_STATIC_TOKEN"] = "static-" + base64.b32encode(os.urandom(10)).decode()
+    obj = e.py_server("objstore.py", "objstore", listen="127.0.0.2:0")
+    ca, cert, key = make_pki(e, "IP:127.0.0.2", "realm")
+    userpass = ["--userpass", f"{USER}:{PASSWORD}", "--identity", e.env["CFN_T_IDENTITY"]]
+    redirect = ["--redirect-base", f"http://{obj}"]
+    e.env["CFN_T_ORIGIN"] = e.py_server("token.py", "origin", extra=[
+        *userpass, *redirect,
+        "--static-token", e.env["CFN_T_STATIC_TOKEN"]])
+    e.env["CFN_T_REALM_HOST"] = e.py_server("token.py", "realmhost", listen="127.0.0.2:0",
+                                            extra=userpass)
+    e.env["CFN_T_REALM_PORT"] = e.py_server("token.py", "realmport", extra=userpass)
+    e.env["CFN_T_REALM_TLS"] = e.py_server("token.py", "realmtls", listen="127.0.0.2:0", extra=[
+        *userpass, "--tls-cert", cert, "--tls-key", key])
+    e.env["CFN_T_MIRROR_OPEN"] = e.py_server("token.py", "mopen", extra=[
+        *userpass, *redirect, "--mode", "open"])
+    e.env["CFN_T_MIRROR_BASIC"] = e.py_server("token.py", "mbasic", extra=[
+        "--userpass", f"{MIRROR_USER}:{MIRROR_PASSWORD}", *redirect, "--mode", "basic"])
+    e.env["CFN_T_MIRROR_USER"] = MIRROR_USER
+    e.env["CFN_T_MIRROR_PASSWORD"] = MIRROR_PASSWORD
+    e.env["CFN_T_OBJSTORE"] = obj
+    e.env["CFN_T_CA"] = ca
+    cfg = os.path.join(e.tmp, "docker-config.json")
+    with open(cfg, "w") as f:
+        json.dump({"auths": {
+            e.env["CFN_T_MIRROR_BASIC"]: {"auth": base64.b64encode(
+                f"{MIRROR_USER}:{MIRROR_PASSWORD}".encode()).decode()},
+            e.env["CFN_T_ORIGIN"]: {"auth": "", "identitytoken": e.env["CFN_T_IDENTITY"]}}}, f)
+    os.chmod(cfg, 0o600)
+    e.env["CFN_T_DOCKER_CONFIG"] = cfg
 
 
 SCENARIOS = {
@@ -379,6 +431,7 @@ SCENARIOS = {
     "s3": sc_s3,
     "oss": lambda e: sc_s3(e, oss=True),
     "tls": sc_tls,
+    "creds": sc_creds,
 }
 
 

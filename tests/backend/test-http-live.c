@@ -6,6 +6,9 @@
  */
 #include "harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static Loop *loop;
@@ -256,11 +259,11 @@ static void scenario_fault(void)
 /* ------------------------------------------------------------------------ */
 /* registry: Debian's docker-registry (distribution v2) with htpasswd auth   */
 
-static char *b64_userpass(void)
+/* base64("user:pass") into out[256] */
+static char *b64_of(const char *user, const char *pass, char *out)
 {
-    static char out[256];
     char in[200];
-    snprintf(in, sizeof(in), "%s:%s", env_req("CFN_T_USER"), env_req("CFN_T_PASSWORD"));
+    snprintf(in, sizeof(in), "%s:%s", user, pass);
     /* tiny encoder for the test side */
     static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = strlen(in), o = 0;
@@ -274,6 +277,12 @@ static char *b64_userpass(void)
     }
     out[o] = '\0';
     return out;
+}
+
+static char *b64_userpass(void)
+{
+    static char out[256];
+    return b64_of(env_req("CFN_T_USER"), env_req("CFN_T_PASSWORD"), out);
 }
 
 static HttpEngine *shared_engine(void)
@@ -1159,6 +1168,284 @@ static void test_tls_h2(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* creds: which server receives which credentials (every server records the  */
+/* Authorization of each request it got)                                     */
+
+typedef struct CredsCfg {
+    const char *auth;               /* the origin's base64 user:pass */
+    const char *token;              /* the origin's static registry_token */
+    const char *docker_config;
+    const MirrorConfig *mirrors;
+    size_t n_mirrors;
+    const char *proxy_url, *proxy_ping;
+} CredsCfg;
+
+static Backend *creds_backend(const CredsCfg *cc)
+{
+    static const char *ca[1];
+    ca[0] = env_req("CFN_T_CA");
+    RegistryConfig c;
+    registry_config_init(&c);
+    c.scheme = "http";
+    c.host = env_req("CFN_T_ORIGIN");
+    c.repo = "library/cfn";
+    c.auth = cc->auth;
+    c.registry_token = cc->token;
+    c.docker_config = cc->docker_config;
+    c.mirrors = cc->mirrors;
+    c.n_mirrors = cc->n_mirrors;
+    c.http.ca_cert_files = ca;
+    c.http.n_ca_cert_files = 1;
+    c.http.retry_limit = 0;
+    c.http.connect_timeout_s = 2;
+    if (cc->proxy_url) {
+        c.http.proxy.url = cc->proxy_url;
+        c.http.proxy.ping_url = cc->proxy_ping;
+        c.http.proxy.check_interval_s = 1;
+    }
+    Backend *b = NULL;
+    CHECK_EQ_INT(backend_registry_new(&b, loop, &c), 0);
+    return b;
+}
+
+static char *origin_basic(void)
+{
+    static char line[300];
+    snprintf(line, sizeof(line), "Basic %s", b64_userpass());
+    return line;
+}
+
+static char *mirror_basic(void)
+{
+    static char b64[256], line[300];
+    snprintf(line, sizeof(line), "Basic %s", b64_of(env_req("CFN_T_MIRROR_USER"), env_req("CFN_T_MIRROR_PASSWORD"), b64));
+    return line;
+}
+
+static MirrorConfig creds_mirror(const char *env)
+{
+    static char url[4][300];
+    static unsigned k;
+    MirrorConfig m;
+    mirror_config_init(&m);
+    char *u = url[k++ % 4];
+    snprintf(u, sizeof(url[0]), "http://%s", env_req(env));
+    m.host = u;
+    return m;
+}
+
+/* (1) A static registry_token belongs to the origin: never sent to a mirror. */
+static void test_creds_token_not_to_mirror(void)
+{
+    MirrorConfig m = creds_mirror("CFN_T_MIRROR_OPEN");
+    CredsCfg cc = { .token = env_req("CFN_T_STATIC_TOKEN"), .auth = b64_userpass(), .mirrors = &m, .n_mirrors = 1 };
+    Backend *b = creds_backend(&cc);
+    long served = server_stat("mopen", "served");
+    CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 4096), 4096);
+    CHECK_EQ_INT(read_check(loop, b, digest(1), 10, 100), 100);
+    CHECK_EQ_INT(server_stat("mopen", "served") - served, 2);       /* the mirror served them */
+    CHECK_EQ_INT(server_auth_count("mopen", NULL), 0);
+    /* The origin still gets it when the mirror is down. */
+    server_flag("mopen-503", true);
+    CHECK_EQ_INT(read_check(loop, b, digest(2), 0, 100), 100);
+    server_flag("mopen-503", false);
+    CHECK(server_auth_count("origin", env_req("CFN_T_STATIC_TOKEN")) >= 1);
+    CHECK_EQ_INT(server_auth_count("mopen", NULL), 0);
+    backend_drop(loop, b);
+}
+
+/* (2) A mirror answering 401 Basic does not get the origin's Basic credentials. */
+static void test_creds_basic_not_to_mirror(void)
+{
+    MirrorConfig m = creds_mirror("CFN_T_MIRROR_BASIC");
+    CredsCfg cc = { .auth = b64_userpass(), .mirrors = &m, .n_mirrors = 1 };
+    Backend *b = creds_backend(&cc);
+    long unauth = server_stat("mbasic", "unauthorized"), served = server_stat("origin", "served");
+    CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 1000), 1000);
+    CHECK(server_stat("mbasic", "unauthorized") - unauth >= 1);     /* it was asked, and said 401 */
+    CHECK_EQ_INT(server_stat("origin", "served") - served, 1);      /* the origin served */
+    CHECK_EQ_INT(server_auth_count("mbasic", NULL), 0);
+    backend_drop(loop, b);
+}
+
+/* (3) Basic credentials go to the token realm the registry names only when
+ * it is the registry's own origin or https. */
+static void realm_case(const char *realm, const char *server, bool anon_ok, long want_basic)
+{
+    server_flag_text("origin.realm", realm);
+    server_flag("anon-ok", anon_ok);
+    long get0 = server_stat(server, "token_get"), post0 = server_stat(server, "token_post");
+    long basic0 = server_auth_count(server, origin_basic());
+    CredsCfg cc = { .auth = b64_userpass() };
+    Backend *b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(1), 0, 2000), 2000);
+    backend_drop(loop, b);
+    CHECK_EQ_INT(server_stat(server, "token_get") - get0, 1);
+    CHECK_EQ_INT(server_auth_count(server, origin_basic()) - basic0, want_basic);
+    if (!want_basic)
+        CHECK_EQ_INT(server_auth_count(server, NULL), 0);
+    /* An identity (refresh) token is a credential too: the same rule. */
+    cc = (CredsCfg){ .docker_config = env_req("CFN_T_DOCKER_CONFIG") };
+    b = creds_backend(&cc);
+    TReq t;
+    treq_init_read(&t, digest(1), 0, 100);
+    int r = run_one(loop, b, &t, 10000);
+    treq_fini(&t);
+    backend_drop(loop, b);
+    CHECK_EQ_INT(server_stat(server, "token_post") - post0, want_basic);
+    CHECK_EQ_INT(r, want_basic || anon_ok ? 100 : -EACCES);
+    server_flag("anon-ok", false);
+    server_flag_text("origin.realm", NULL);
+}
+
+static void test_creds_realm(void)
+{
+    char realm[300];
+    /* another host over plain http: anonymous token request only */
+    snprintf(realm, sizeof(realm), "http://%s/token", env_req("CFN_T_REALM_HOST"));
+    realm_case(realm, "realmhost", true, 0);
+    /* the same host on another port is another origin */
+    snprintf(realm, sizeof(realm), "http://%s/token", env_req("CFN_T_REALM_PORT"));
+    realm_case(realm, "realmport", true, 0);
+    /* another host over https: the credentials go (as docker and containerd do) */
+    snprintf(realm, sizeof(realm), "https://%s/token", env_req("CFN_T_REALM_TLS"));
+    realm_case(realm, "realmtls", false, 1);
+    /* the registry's own origin: they go */
+    snprintf(realm, sizeof(realm), "http://%s/token", env_req("CFN_T_ORIGIN"));
+    realm_case(realm, "origin", false, 1);
+}
+
+/* (4) A mirror configured with credentials of its own gets those, and only those. */
+static void test_creds_mirror_own(void)
+{
+    char hdr[300];
+    snprintf(hdr, sizeof(hdr), "Authorization: %s", mirror_basic());
+    const char *hdrs[] = { hdr };
+    MirrorConfig m = creds_mirror("CFN_T_MIRROR_BASIC");
+    m.headers = hdrs;
+    m.n_headers = 1;
+    /* its own header */
+    CredsCfg cc = { .auth = b64_userpass(), .token = env_req("CFN_T_STATIC_TOKEN"), .mirrors = &m, .n_mirrors = 1 };
+    Backend *b = creds_backend(&cc);
+    long served = server_stat("mbasic", "served"), mine = server_auth_count("mbasic", mirror_basic());
+    CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 1000), 1000);
+    backend_drop(loop, b);
+    CHECK_EQ_INT(server_stat("mbasic", "served") - served, 1);
+    CHECK_EQ_INT(server_auth_count("mbasic", mirror_basic()) - mine, 1);
+    /* its entry in the docker config (after its 401 Basic challenge) */
+    m.n_headers = 0;
+    cc.docker_config = env_req("CFN_T_DOCKER_CONFIG");
+    b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 1000), 1000);
+    backend_drop(loop, b);
+    CHECK_EQ_INT(server_stat("mbasic", "served") - served, 2);
+    CHECK_EQ_INT(server_auth_count("mbasic", mirror_basic()) - mine, 2);
+    /* user:password in its URL */
+    char url[300];
+    snprintf(url, sizeof(url), "http://%s:%s@%s", env_req("CFN_T_MIRROR_USER"), env_req("CFN_T_MIRROR_PASSWORD"),
+             env_req("CFN_T_MIRROR_BASIC"));
+    m.host = url;
+    cc.docker_config = NULL;
+    b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 1000), 1000);
+    backend_drop(loop, b);
+    CHECK_EQ_INT(server_stat("mbasic", "served") - served, 3);
+    /* never the origin's */
+    CHECK_EQ_INT(server_auth_count("mbasic", b64_userpass()), 0);
+    CHECK_EQ_INT(server_auth_count("mbasic", "Bearer"), 0);
+}
+
+/* (5) A redirect to another host carries no credentials, whichever kind. */
+static void test_creds_redirect(void)
+{
+    long s0 = server_stat("objstore", "requests");
+    server_flag("origin-redirect", true);
+    CredsCfg cc = { .token = env_req("CFN_T_STATIC_TOKEN") };      /* sent unsolicited */
+    Backend *b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(1), 0, 3000), 3000);
+    backend_drop(loop, b);
+    cc = (CredsCfg){ .auth = b64_userpass() };                      /* a fetched bearer token */
+    b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(1), 100, 3000), 3000);
+    backend_drop(loop, b);
+    server_flag("origin-redirect", false);
+    /* a mirror's own header stays with the mirror */
+    char hdr[300];
+    snprintf(hdr, sizeof(hdr), "Authorization: %s", mirror_basic());
+    const char *hdrs[] = { hdr };
+    MirrorConfig m = creds_mirror("CFN_T_MIRROR_BASIC");
+    m.headers = hdrs;
+    m.n_headers = 1;
+    server_flag("mbasic-redirect", true);
+    cc = (CredsCfg){ .mirrors = &m, .n_mirrors = 1 };
+    b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(2), 0, 4096), 4096);
+    backend_drop(loop, b);
+    server_flag("mbasic-redirect", false);
+    CHECK_EQ_INT(server_stat("objstore", "requests") - s0, 3);
+    CHECK(server_auth_count("origin", "Bearer ") >= 2);
+    CHECK_EQ_INT(server_stat("objstore", "auth_seen"), 0);
+    CHECK_EQ_INT(server_auth_count("objstore", NULL), 0);
+}
+
+/* (6) Passwords in mirror and proxy URLs never reach the log, on any line
+ * that names them (failure, disabled, back, proxy health). */
+static void test_creds_url_password_log(void)
+{
+    char url[300], purl[300], ping[300];
+    snprintf(url, sizeof(url), "http://%s:%s@%s", env_req("CFN_T_MIRROR_USER"), env_req("CFN_T_MIRROR_PASSWORD"),
+             env_req("CFN_T_MIRROR_BASIC"));
+    MirrorConfig m = creds_mirror("CFN_T_MIRROR_BASIC");
+    m.host = url;
+    m.failure_limit = 1;
+    m.health_check_interval_s = 1;
+    /* a proxy that refuses connections, with a password in its URL, healthy again by its ping */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
+    snprintf(purl, sizeof(purl), "http://proxyuser:%s@127.0.0.1:%u", env_req("CFN_T_MIRROR_PASSWORD"),
+             ntohs(sa.sin_port));        /* bound, not listening: refused */
+    snprintf(ping, sizeof(ping), "http://%s/v2/", env_req("CFN_T_MIRROR_OPEN"));
+    CredsCfg cc = { .auth = b64_userpass(), .mirrors = &m, .n_mirrors = 1, .proxy_url = purl, .proxy_ping = ping };
+    Backend *b = creds_backend(&cc);
+    server_flag("mbasic-503", true);
+    CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 100), 100);      /* proxy fails, direct; mirror 503, origin */
+    server_flag("mbasic-503", false);
+    loop_spin(loop, 2500);                                          /* pings: mirror back, proxy healthy */
+    backend_drop(loop, b);
+    close(fd);
+    char *log = file_read_all(log_path, NULL);
+    CHECK(log && strstr(log, "disabled after") && strstr(log, "is back") && strstr(log, "is now healthy"));
+    CHECK(log && !strstr(log, env_req("CFN_T_MIRROR_PASSWORD")));
+    free(log);
+}
+
+static void scenario_creds(void)
+{
+    RUN(test_creds_token_not_to_mirror);
+    RUN(test_creds_basic_not_to_mirror);
+    RUN(test_creds_realm);
+    RUN(test_creds_mirror_own);
+    RUN(test_creds_redirect);
+    RUN(test_creds_url_password_log);
+    char **toks = issued_tokens();
+    size_t n = 0;
+    while (toks[n])
+        n++;
+    toks[n++] = (char *)env_req("CFN_T_PASSWORD");
+    toks[n++] = b64_userpass();
+    toks[n++] = (char *)env_req("CFN_T_MIRROR_PASSWORD");
+    toks[n++] = mirror_basic() + 6;
+    toks[n++] = (char *)env_req("CFN_T_IDENTITY");
+    toks[n++] = (char *)env_req("CFN_T_STATIC_TOKEN");
+    RUN_SECRETS((const char *const *)toks);
+    for (size_t i = 0; i + 6 < n; i++)
+        free(toks[i]);
+    free(toks);
+}
+
+/* ------------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
@@ -1191,6 +1478,8 @@ int main(int argc, char **argv)
         scenario_oss();
     else if (strcmp(sc, "tls") == 0)
         RUN(test_tls_h2);
+    else if (strcmp(sc, "creds") == 0)
+        scenario_creds();
     else {
         fprintf(stderr, "unknown scenario %s\n", sc);
         return 2;

@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 
+#include "storage/backend/http/auth.h"
 #include "storage/backend/http/b64.h"
 #include "storage/backend/http/backend_config.h"
 #include "storage/backend/http/challenge.h"
@@ -15,6 +16,7 @@
 #include "storage/backend/http/dockercfg.h"
 #include "storage/backend/http/engine.h"
 #include "storage/backend/http/json.h"
+#include "storage/util/macros.h"
 #include "tests/unit/test.h"
 
 static int parse(const char *s, JsonValue *v) { return json_parse(s, strlen(s), v); }
@@ -197,6 +199,35 @@ static void test_urls(void)
     CHECK_EQ_INT(http_url_escape("abc", false, out, 3), -E2BIG);
 }
 
+/* Where a registry's credentials may go for a token (auth.h). */
+static void test_realm_rule(void)
+{
+    static const struct { const char *origin, *realm; bool ok; } cases[] = {
+        { "http://r:5000", "http://r:5000/token", true },           /* the registry itself */
+        { "http://r:5000", "http://R:5000/token?x=1", true },
+        { "https://r", "https://r:443/token", true },
+        { "https://r", "https://auth.example/token", true },         /* another host, https */
+        { "http://r:5000", "https://auth.example/token", true },
+        { "HTTP://r:5000", "HTTPS://auth.example/token", true },
+        { "http://r:5000", "http://auth.example/token", false },    /* another host, plain http */
+        { "http://r:5000", "http://r:5001/token", false },          /* another port */
+        { "http://r", "http://r:8080/token", false },
+        { "https://r", "http://r/token", false },                   /* downgraded scheme */
+        { "https://r", "http://r:443/token", false },
+        { "http://r:5000", "http://r:5000@evil/token", false },     /* userinfo tricks */
+        { "http://r:5000", "http://evil/r:5000/token", false },
+        { "http://r:5000", "ftp://r:5000/token", false },
+        { "http://r:5000", "", false },
+    };
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(cases); i++) {
+        bool ok = auth_realm_may_get_credentials(cases[i].origin, cases[i].realm);
+        if (ok != cases[i].ok) {
+            fprintf(stderr, "realm rule: %s -> %s gave %d\n", cases[i].origin, cases[i].realm, ok);
+            test_failures++;
+        }
+    }
+}
+
 static void test_ids_and_defaults(void)
 {
     CHECK(hcommon_blob_id_ok("abc.DEF_1-2"));
@@ -299,6 +330,7 @@ int main(void)
     RUN(test_b64);
     RUN(test_dockercfg);
     RUN(test_urls);
+    RUN(test_realm_rule);
     RUN(test_ids_and_defaults);
     RUN(test_fuzz);
     curl_global_cleanup();

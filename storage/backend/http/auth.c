@@ -23,7 +23,7 @@ struct AuthRoute {
     HttpEngine *eng;
     const HttpTransport *tp;
     char *host;
-    bool https;
+    char *origin;
     char *basic_line;               /* "Authorization: Basic ..." */
     char *identity;
     char *default_scope;
@@ -65,10 +65,10 @@ int auth_route_new(AuthRoute **ret, HttpEngine *e, const HttpTransport *tp, cons
         return -ENOMEM;
     r->eng = http_engine_ref(e);
     r->tp = tp;
-    r->https = c->https;
     r->host = strdup(c->host ? c->host : "");
+    r->origin = strdup(c->origin ? c->origin : "");
     r->default_scope = strdup(c->default_scope ? c->default_scope : "");
-    bool oom = !r->host || !r->default_scope;
+    bool oom = !r->host || !r->origin || !r->default_scope;
     if (c->basic && *c->basic) {
         size_t n = strlen(c->basic) + sizeof("Authorization: Basic ");
         r->basic_line = malloc(n);
@@ -97,6 +97,7 @@ static void auth_route_destroy(AuthRoute *r)
     http_xfer_reset(&r->xfer);
     http_engine_unref(r->eng);
     free(r->host);
+    free(r->origin);
     free(r->default_scope);
     secret_free(r->basic_line);
     secret_free(r->identity);
@@ -276,18 +277,29 @@ static int append_param(char *buf, size_t cap, size_t *o, const char *sep, const
     return r;
 }
 
+bool auth_realm_may_get_credentials(const char *origin, const char *realm)
+{
+    return strncasecmp(realm, "https://", 8) == 0 || http_url_same_origin(origin, realm);
+}
+
 static int auth_fetch_start(AuthRoute *r)
 {
     if (strncasecmp(r->realm, "https://", 8) != 0 && strncasecmp(r->realm, "http://", 7) != 0)
         return -EACCES;
-    bool realm_https = strncasecmp(r->realm, "https://", 8) == 0;
+    bool send_creds = auth_realm_may_get_credentials(r->origin, r->realm);
+    if (!send_creds && (r->basic_line || r->identity)) {
+        char u[256];
+        http_url_redact(r->realm, u, sizeof(u));
+        log_debug("auth: %s: asking %s for an anonymous token: credentials go to another origin's realm "
+                  "over https only", r->host, u);
+    }
     const char *scope = r->scope[0] ? r->scope : r->default_scope;
     size_t cap = 8192, o = 0;
     char *url = malloc(cap);
     if (!url)
         return -ENOMEM;
     int res = append(url, cap, &o, r->realm);
-    r->fetch_post = r->identity != NULL;
+    r->fetch_post = r->identity != NULL && send_creds;
     free(r->post_body);
     r->post_body = NULL;
     if (!r->fetch_post) {
@@ -338,11 +350,8 @@ static int auth_fetch_start(AuthRoute *r)
     r->fetch_auth_line = NULL;
     if (r->fetch_post) {
         r->fetch_hdrs[nh++] = "Content-Type: application/x-www-form-urlencoded";
-    } else if (r->basic_line) {
-        if (realm_https || !r->https)
-            r->fetch_hdrs[nh++] = r->basic_line;
-        else
-            log_debug("auth: %s: not sending credentials to a plain-http token realm", r->host);
+    } else if (r->basic_line && send_creds) {
+        r->fetch_hdrs[nh++] = r->basic_line;
     }
     r->fetch_hdrs[nh] = NULL;
 

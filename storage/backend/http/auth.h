@@ -9,8 +9,13 @@
  * when a request sent with it still gets a 401. Concurrent requests share one
  * fetch. Token requests go directly to the realm, never through the proxy.
  *
- * Secrets never reach a log line. Basic credentials are sent to a token realm
- * only over https, or when the registry itself is plain http.
+ * Secrets never reach a log line. Credentials (Basic user:password, the
+ * identity token) go only to the origin they were configured for and to the
+ * token realm that origin names, and to that realm only when it is https or
+ * is the same origin (scheme, host and port). Docker and containerd likewise
+ * send credentials to whatever realm the registry names; TLS is what keeps
+ * them from an eavesdropper or a spoofed host. A realm that may not have them
+ * is asked for an anonymous token.
  */
 #pragma once
 
@@ -29,8 +34,8 @@ struct AuthWaiter {
 };
 
 typedef struct AuthRouteConfig {
-    const char *host;               /* for log lines */
-    bool https;                     /* the registry is https */
+    const char *host;               /* for log lines (no userinfo) */
+    const char *origin;             /* "scheme://host[:port]" the credentials belong to */
     const char *basic;              /* base64("user:pass") or NULL */
     const char *identity_token;     /* OAuth2 refresh token (docker identitytoken) or NULL */
     const char *static_token;       /* bearer token used until a challenge says otherwise */
@@ -50,6 +55,9 @@ int auth_route_header(AuthRoute *r, char **line, uint64_t *gen);
  * 1 = retry now (new credentials), 0 = w->fn follows, -errno = give up. */
 int auth_route_challenge(AuthRoute *r, const char *www_auth, uint64_t gen, AuthWaiter *w);
 void auth_route_cancel(AuthRoute *r, AuthWaiter *w);
+
+/* May credentials for `origin` go to the token realm URL `realm`? (https, or the same origin) */
+bool auth_realm_may_get_credentials(const char *origin, const char *realm);
 
 /* For tests: token fetches performed so far. */
 unsigned auth_route_fetches(const AuthRoute *r);

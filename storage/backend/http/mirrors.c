@@ -10,11 +10,12 @@
 
 typedef struct Mirror {
     Mirrors *m;
-    char *base;
-    char *host;
+    char *base;                 /* as configured: may carry user:password (the mirror's own) */
+    char *origin;               /* scheme://host[:port], without userinfo */
+    char *host;                 /* host[:port], without userinfo */
+    char *name;                 /* base without userinfo, for log lines */
     char *ping_url;
     char **headers;             /* NULL-terminated */
-    bool https;
     uint32_t failure_limit, interval_s, pause_s;
     uint32_t failures;
     bool disabled;
@@ -47,7 +48,7 @@ static void mirror_ping_done(HttpXfer *x, int res)
     Mirror *mr = cfn_container_of(x, Mirror, ping);
     mr->pinging = false;
     if (res == 0 && x->resp.status > 0 && x->resp.status < 500) {
-        log_debug("mirror: %s is back", mr->base);
+        log_debug("mirror: %s is back", mr->name);
         mr->disabled = false;
         mr->failures = 0;
     }
@@ -73,6 +74,27 @@ static void mirror_timer(LoopTimer *t)
     loop_timer_arm(http_engine_loop(m->eng), &mr->timer, (uint64_t)mr->interval_s * 1000);
 }
 
+/* origin, host and name from base: none of them carries the userinfo. */
+static int mirror_names(Mirror *mr)
+{
+    const char *scheme_end = strstr(mr->base, "://");
+    const char *auth = scheme_end + 3;
+    size_t alen = strcspn(auth, "/");
+    const char *at = memrchr(auth, '@', alen);
+    const char *h = at ? at + 1 : auth;
+    size_t hlen = alen - (size_t)(h - auth);
+    if (!hlen)
+        return -EINVAL;
+    mr->host = strndup(h, hlen);
+    if (asprintf(&mr->origin, "%.*s%.*s", (int)(auth - mr->base), mr->base, (int)hlen, h) < 0)
+        mr->origin = NULL;
+    size_t cap = strlen(mr->base) + 1;
+    mr->name = malloc(cap);
+    if (mr->name)
+        http_url_redact(mr->base, mr->name, cap);
+    return mr->host && mr->origin && mr->name ? 0 : -ENOMEM;
+}
+
 static int mirror_init(Mirrors *m, Mirror *mr, const MirrorConfig *c)
 {
     mr->m = m;
@@ -82,17 +104,15 @@ static int mirror_init(Mirrors *m, Mirror *mr, const MirrorConfig *c)
         log_debug("mirror: host must be an http(s) URL");
         return -EINVAL;
     }
-    mr->https = strncasecmp(c->host, "https://", 8) == 0;
     size_t n = strlen(c->host);
     while (n > 8 && c->host[n - 1] == '/')
         n--;
     mr->base = strndup(c->host, n);
     if (!mr->base)
         return -ENOMEM;
-    const char *h = strstr(mr->base, "://") + 3;
-    mr->host = strndup(h, strcspn(h, "/"));
-    if (!mr->host)
-        return -ENOMEM;
+    int r = mirror_names(mr);
+    if (r < 0)
+        return r;
     if (c->ping_url && *c->ping_url) {
         mr->ping_url = strdup(c->ping_url);
     } else {
@@ -155,7 +175,9 @@ Mirrors *mirrors_free(Mirrors *m)
             http_xfer_cancel(&mr->ping);
         http_xfer_reset(&mr->ping);
         free(mr->base);
+        free(mr->origin);
         free(mr->host);
+        free(mr->name);
         free(mr->ping_url);
         for (char **h = mr->headers; h && *h; h++)
             free(*h);
@@ -171,7 +193,8 @@ size_t mirrors_count(const Mirrors *m) { return m ? m->n : 0; }
 bool mirrors_usable(const Mirrors *m, size_t i) { return !m->v[i].disabled; }
 const char *mirrors_base(const Mirrors *m, size_t i) { return m->v[i].base; }
 const char *mirrors_host(const Mirrors *m, size_t i) { return m->v[i].host; }
-bool mirrors_https(const Mirrors *m, size_t i) { return m->v[i].https; }
+const char *mirrors_origin(const Mirrors *m, size_t i) { return m->v[i].origin; }
+const char *mirrors_name(const Mirrors *m, size_t i) { return m->v[i].name; }
 const char *const *mirrors_headers(const Mirrors *m, size_t i) { return (const char *const *)m->v[i].headers; }
 
 void mirrors_report(Mirrors *m, size_t i, bool ok)
@@ -183,7 +206,7 @@ void mirrors_report(Mirrors *m, size_t i, bool ok)
         return;
     }
     if (++mr->failures >= mr->failure_limit && !mr->disabled) {
-        log_debug("mirror: %s disabled after %u failures", mr->base, mr->failures);
+        log_debug("mirror: %s disabled after %u failures", mr->name, mr->failures);
         mr->disabled = true;
         loop_timer_arm(http_engine_loop(m->eng), &mr->timer, (uint64_t)mr->interval_s * 1000);
     }

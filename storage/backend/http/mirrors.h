@@ -5,6 +5,9 @@
  * failure_limit consecutive ones the mirror is skipped until its ping_url
  * answers with a status < 500. Pings run every health_check_interval while
  * the mirror saw use within health_check_pause_elapsed.
+ *
+ * A mirror gets only credentials of its own: its headers, user:password in
+ * its URL, or its entry in the docker config; never the origin's.
  */
 #pragma once
 
@@ -21,11 +24,14 @@ Mirrors *mirrors_free(Mirrors *m);
 
 size_t mirrors_count(const Mirrors *m);
 bool mirrors_usable(const Mirrors *m, size_t i);
-/* "scheme://host[:port][/prefix]" without a trailing '/'. */
+/* "scheme://[user:password@]host[:port][/prefix]" without a trailing '/'. */
 const char *mirrors_base(const Mirrors *m, size_t i);
-/* "host[:port]" for credential lookups. */
+/* "host[:port]" (no userinfo) for credential lookups. */
 const char *mirrors_host(const Mirrors *m, size_t i);
-bool mirrors_https(const Mirrors *m, size_t i);
+/* "scheme://host[:port]" (no userinfo): where the mirror's own credentials may go. */
+const char *mirrors_origin(const Mirrors *m, size_t i);
+/* The base without userinfo, for log lines. */
+const char *mirrors_name(const Mirrors *m, size_t i);
 /* NULL-terminated extra headers of mirror i. */
 const char *const *mirrors_headers(const Mirrors *m, size_t i);
 /* Outcome of a request to mirror i: ok = it answered (< 500). */

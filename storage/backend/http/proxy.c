@@ -10,7 +10,8 @@
 
 struct HttpProxy {
     HttpEngine *eng;
-    char *url;
+    char *url;                      /* may carry the proxy's own user:password */
+    char *name;                     /* url without userinfo, for log lines */
     char *ping_url;
     bool fallback, use_http;
     uint32_t interval_s, pause_s;
@@ -32,7 +33,7 @@ static void hproxy_ping_done(HttpXfer *x, int res)
     if (!ok)
         p->st.ping_failures++;
     if (ok != p->healthy)
-        log_debug("proxy: %s is now %s", p->url, ok ? "healthy" : "unhealthy");
+        log_debug("proxy: %s is now %s", p->name, ok ? "healthy" : "unhealthy");
     p->healthy = ok;
     if (!ok)
         p->unhealthy_since_ns = loop_now_ns();
@@ -71,6 +72,9 @@ int hproxy_new(HttpProxy **ret, HttpEngine *e, const ProxyConfig *cfg, const Htt
         return -ENOMEM;
     p->eng = http_engine_ref(e);
     p->url = strdup(cfg->url);
+    p->name = malloc(strlen(cfg->url) + 1);
+    if (p->name)
+        http_url_redact(cfg->url, p->name, strlen(cfg->url) + 1);
     p->ping_url = cfg->ping_url && *cfg->ping_url ? strdup(cfg->ping_url) : NULL;
     p->fallback = cfg->fallback;
     p->use_http = cfg->use_http;
@@ -86,7 +90,7 @@ int hproxy_new(HttpProxy **ret, HttpEngine *e, const ProxyConfig *cfg, const Htt
     p->ping_tp.timeout_ms = CFN_MIN(tp->timeout_ms ? tp->timeout_ms : 5000, p->interval_s * 1000);
     http_xfer_init(&p->ping);
     loop_timer_init(&p->timer, hproxy_timer);
-    if (!p->url || (cfg->ping_url && *cfg->ping_url && !p->ping_url)) {
+    if (!p->url || !p->name || (cfg->ping_url && *cfg->ping_url && !p->ping_url)) {
         hproxy_free(p);
         return -ENOMEM;
     }
@@ -105,6 +109,7 @@ HttpProxy *hproxy_free(HttpProxy *p)
     http_xfer_reset(&p->ping);
     http_engine_unref(p->eng);
     free(p->url);
+    free(p->name);
     free(p->ping_url);
     free(p);
     return NULL;
@@ -170,9 +175,7 @@ static void hproxy_call_done(HttpXfer *x, int res)
     if (c->via_proxy) {
         bool transport = res < 0 && http_error_is_transport(res);
         if (transport && p->healthy) {
-            char u[256];
-            http_url_redact(p->url, u, sizeof(u));
-            log_debug("proxy: %s failed (%s), marking it unhealthy", u, strerror(-res));
+            log_debug("proxy: %s failed (%s), marking it unhealthy", p->name, strerror(-res));
             p->healthy = false;
             p->unhealthy_since_ns = loop_now_ns();
         }

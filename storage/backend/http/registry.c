@@ -4,7 +4,9 @@
  *   GET  {scheme}://{host}/v2/{repo}/blobs/sha256:{id}  with Range, to read
  *   HEAD the same URL for the size.
  * Routes are the mirrors (in order, while usable) and then the origin; each
- * route has its own authentication state (auth.c). A 3xx is followed by hand
+ * route has its own authentication state (auth.c) and its own credentials:
+ * `auth` and `registry_token` belong to the origin; a mirror has only its
+ * headers, user:password in its URL and its docker-config entry. A 3xx is followed by hand
  * (bounded hops): a Location on another origin gets no Authorization and no
  * configured headers, and the final URL is remembered per blob for later
  * reads until it answers 401/403 (an expired presigned URL) or fails.
@@ -26,7 +28,8 @@
 #define REG_MAX_HEADERS     (HCOMMON_MAX_HEADERS + 32 + 2)
 
 typedef struct RegRoute {
-    char *base;                     /* scheme://host[:port][/prefix] */
+    char *base;                     /* scheme://[userinfo@]host[:port][/prefix] */
+    const char *name;               /* base without userinfo, for log lines */
     char *host;
     AuthRoute *auth;
     const char *const *headers;     /* a mirror's own headers */
@@ -256,7 +259,7 @@ static void reg_route_failed(RegOp *op, int res, bool count)
     if (count)
         mirrors_report(reg->mirrors, (size_t)rt->mirror, false);
     log_debug("registry: blob %s: mirror %s failed (%s), trying the next route", op->req->blob_id,
-              rt->base, strerror(-res));
+              rt->name, strerror(-res));
     reg_route_begin(op, op->route + 1);
 }
 
@@ -504,32 +507,61 @@ static int reg_auth_valid(const char *b64)
     return ok ? 0 : -EINVAL;
 }
 
+/* Credentials for `host` from the docker config (NULLs when it has none). */
+static int reg_dockercfg_auth(const RegistryConfig *cfg, const char *host, char **auth, char **identity)
+{
+    *auth = *identity = NULL;
+    if (!cfg->docker_config || !*cfg->docker_config)
+        return 0;
+    int r = dockercfg_lookup(cfg->docker_config, host, auth, identity);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        log_debug("registry: cannot use docker config %s: %s", cfg->docker_config, strerror(-r));
+        return r;
+    }
+    if (*auth && reg_auth_valid(*auth) < 0) {
+        hcommon_secret_free(*auth);
+        hcommon_secret_free(*identity);
+        *auth = *identity = NULL;
+        log_debug("registry: docker config auth for %s is not base64(user:pass)", host);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool headers_have_auth(const char *const *h)
+{
+    for (; h && *h; h++)
+        if (strncasecmp(*h, "Authorization:", 14) == 0)
+            return true;
+    return false;
+}
+
+/* One route: its URL base, the origin its credentials belong to, and those
+ * credentials (auth_b64 and token are NULL for a mirror: they are the origin's). */
 static int reg_route_init(Registry *reg, RegRoute *rt, const RegistryConfig *cfg, const char *base,
-                          const char *host, bool https, ssize_t mirror, const char *auth_b64,
-                          const char *token, char *scope)
+                          const char *origin, const char *name, const char *host, ssize_t mirror,
+                          const char *auth_b64, const char *token, char *scope)
 {
     rt->mirror = mirror;
     rt->base = strdup(base);
     rt->host = strdup(host);
+    rt->name = name ? name : rt->base;
     if (!rt->base || !rt->host)
         return -ENOMEM;
+    if (mirror >= 0)
+        rt->headers = mirrors_headers(reg->mirrors, (size_t)mirror);
     char *dc_auth = NULL, *dc_identity = NULL;
-    if (!auth_b64 && cfg->docker_config && *cfg->docker_config) {
-        int r = dockercfg_lookup(cfg->docker_config, host, &dc_auth, &dc_identity);
-        if (r < 0 && r != -ENOENT) {
-            log_debug("registry: cannot use docker config %s: %s", cfg->docker_config, strerror(-r));
+    /* A mirror whose own headers authenticate it needs nothing more. */
+    if (!auth_b64 && !headers_have_auth(rt->headers)) {
+        int r = reg_dockercfg_auth(cfg, host, &dc_auth, &dc_identity);
+        if (r < 0)
             return r;
-        }
-        if (dc_auth && reg_auth_valid(dc_auth) < 0) {
-            hcommon_secret_free(dc_auth);
-            hcommon_secret_free(dc_identity);
-            log_debug("registry: docker config auth for %s is not base64(user:pass)", host);
-            return -EINVAL;
-        }
     }
     AuthRouteConfig ac = {
         .host = host,
-        .https = https,
+        .origin = origin,
         .basic = auth_b64 ? auth_b64 : dc_auth,
         .identity_token = dc_identity,
         .static_token = token,
@@ -538,8 +570,6 @@ static int reg_route_init(Registry *reg, RegRoute *rt, const RegistryConfig *cfg
     int r = auth_route_new(&rt->auth, reg->c.eng, &reg->c.tp, &ac);
     hcommon_secret_free(dc_auth);
     hcommon_secret_free(dc_identity);
-    if (mirror >= 0)
-        rt->headers = mirrors_headers(reg->mirrors, (size_t)mirror);
     return r;
 }
 
@@ -597,8 +627,8 @@ int backend_registry_new(Backend **ret, Loop *loop, const RegistryConfig *cfg)
     for (size_t i = 0; i < cfg->n_mirrors; i++) {
         reg->n_routes = i + 1;
         r = reg_route_init(reg, &reg->routes[i], cfg, mirrors_base(reg->mirrors, i),
-                           mirrors_host(reg->mirrors, i), mirrors_https(reg->mirrors, i), (ssize_t)i,
-                           auth, token, scope);
+                           mirrors_origin(reg->mirrors, i), mirrors_name(reg->mirrors, i),
+                           mirrors_host(reg->mirrors, i), (ssize_t)i, NULL, NULL, scope);
         if (r < 0)
             goto fail;
     }
@@ -606,7 +636,7 @@ int backend_registry_new(Backend **ret, Loop *loop, const RegistryConfig *cfg)
     char base[300];
     snprintf(base, sizeof(base), "%s://%s", https ? "https" : "http", cfg->host);
     reg->n_routes = cfg->n_mirrors + 1;
-    r = reg_route_init(reg, &reg->routes[cfg->n_mirrors], cfg, base, cfg->host, https, -1, auth,
+    r = reg_route_init(reg, &reg->routes[cfg->n_mirrors], cfg, base, base, NULL, cfg->host, -1, auth,
                        token, scope);
     if (r < 0)
         goto fail;

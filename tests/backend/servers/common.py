@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 
@@ -46,6 +47,21 @@ class State:
     def flag(self, name):
         return os.path.exists(os.path.join(self.dir, name))
 
+    def flag_text(self, name):
+        """Contents of a flag file (stripped), or None when it does not exist."""
+        try:
+            with open(os.path.join(self.dir, name)) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def record(self, method, path, authorization):
+        """One line per request in <state>/<name>.requests: what the client sent,
+        so tests can assert which credentials reached which server."""
+        with self.lock:
+            with open(os.path.join(self.dir, f"{self.name}.requests"), "a") as f:
+                f.write(f"{method} {path}\t{authorization or '-'}\n")
+
 
 def parse_range(value, size):
     """Single 'bytes=a-b' range -> (first, last) clipped to size, or None."""
@@ -71,6 +87,12 @@ def read_blob(blob_dir, digest):
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "cfn-test"
+
+    def parse_request(self):
+        ok = super().parse_request()
+        if ok:
+            self.server.state.record(self.command, self.path, self.headers.get("Authorization"))
+        return ok
 
     def log_message(self, fmt, *args):
         if os.environ.get("CFN_T_VERBOSE"):
@@ -121,8 +143,9 @@ class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return sock, ("127.0.0.1", 0)
 
 
-def serve(handler_cls, state, listen, ready_file, **attrs):
-    """listen: 'HOST:PORT' (PORT may be 0) or a unix socket path."""
+def serve(handler_cls, state, listen, ready_file, tls=None, **attrs):
+    """listen: 'HOST:PORT' (PORT may be 0) or a unix socket path;
+    tls: (certificate file, key file) to serve https."""
     if listen.startswith("/"):
         if os.path.exists(listen):
             os.unlink(listen)
@@ -132,6 +155,10 @@ def serve(handler_cls, state, listen, ready_file, **attrs):
         host, port = listen.rsplit(":", 1)
         srv = TCPServer((host, int(port)), handler_cls)
         where = f"{host}:{srv.server_address[1]}"
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     srv.state = state
     for k, v in attrs.items():
         setattr(srv, k, v)

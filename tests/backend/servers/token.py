@@ -10,7 +10,15 @@
 Flags (files in the state dir): short-ttl (expires_in 2), revoke (forget every
 token issued so far; the flag is removed), anon-ok.
 Every issued token is appended to <state>/tokens.txt so the test can check the
-daemon never logged one.
+daemon never logged one; a server accepts the tokens any server of the run
+issued (a registry whose token realm is another server).
+
+--mode basic: blobs need "Basic <userpass>" (else 401 Basic); --mode open:
+blobs for anyone (a mirror). Per-server flag files: <name>.realm holds the
+realm URL to name in challenges (default: this server's /token), <name>-503
+makes blob requests answer 503, <name>-redirect answers them with 307 to
+--redirect-base/objects/<digest>?sig=... (an object store elsewhere).
+Every request's Authorization is recorded in <state>/<name>.requests (common.py).
 """
 import base64
 import json
@@ -28,7 +36,8 @@ import common  # noqa: E402
 class TokenHandler(common.Handler):
     def challenge(self, scope=None, error=None):
         host, port = self.server.server_address[:2]
-        realm = f"http://{host}:{port}/token"
+        st = self.server.state
+        realm = st.flag_text(f"{st.name}.realm") or f"http://{host}:{port}/token"
         v = f'Bearer realm="{realm}",service="cfn-registry"'
         if scope:
             v += f',scope="{scope}"'
@@ -45,7 +54,14 @@ class TokenHandler(common.Handler):
             return True
         with self.server.lock:
             ent = self.server.tokens.get(tok)
-        return bool(ent) and ent[0] == scope and time.time() < ent[1]
+            revoked = tok in self.server.revoked
+        if ent:
+            return ent[0] == scope and time.time() < ent[1]
+        return not revoked and tok in issued_elsewhere(self.server.state)
+
+    def basic_valid(self):
+        good = "Basic " + base64.b64encode(self.server.userpass.encode()).decode()
+        return self.headers.get("Authorization") == good
 
     def do_HEAD(self):
         self.do_GET()
@@ -54,6 +70,7 @@ class TokenHandler(common.Handler):
         st = self.server.state
         if st.flag("revoke"):
             with self.server.lock:
+                self.server.revoked.update(self.server.tokens)
                 self.server.tokens.clear()
             try:
                 os.unlink(os.path.join(st.dir, "revoke"))
@@ -63,6 +80,8 @@ class TokenHandler(common.Handler):
         if url.path == "/token":
             return self.token_get(urllib.parse.parse_qs(url.query))
         if url.path == "/v2/":
+            if self.server.mode != "bearer":
+                return self.send_plain(200, b"{}")
             return self.challenge()
         parts = url.path.split("/blobs/sha256:")
         if len(parts) != 2 or not url.path.startswith("/v2/"):
@@ -70,13 +89,22 @@ class TokenHandler(common.Handler):
         repo, digest = parts[0][4:], parts[1]
         scope = f"repository:{repo}:pull"
         st.inc("blob_requests")
-        if not self.token_valid(scope):
+        if st.flag(f"{st.name}-503"):
+            return self.send_plain(503, b"unavailable")
+        if self.server.mode == "basic" and not self.basic_valid():
+            st.inc("unauthorized")
+            return self.send_plain(401, b"", [("WWW-Authenticate", 'Basic realm="cfn-mirror"')])
+        if self.server.mode == "bearer" and not self.token_valid(scope):
             st.inc("unauthorized")
             err = "invalid_token" if self.headers.get("Authorization") else None
             return self.challenge(scope, err)
+        if st.flag(f"{st.name}-redirect"):
+            loc = f"{self.server.redirect_base}/objects/{digest}?sig={secrets.token_hex(8)}"
+            return self.send_plain(307, b"", [("Location", loc)])
         data = common.read_blob(self.server.blobs, digest)
         if data is None:
             return self.send_plain(404)
+        st.inc("served")
         self.send_blob(data)
 
     def issue(self, scope, field):
@@ -117,16 +145,30 @@ class TokenHandler(common.Handler):
         self.issue(form.get("scope", [""])[0], "access_token")
 
 
+def issued_elsewhere(st):
+    try:
+        with open(os.path.join(st.dir, "tokens.txt")) as f:
+            return set(f.read().split())
+    except OSError:
+        return set()
+
+
 def main():
     p = common.base_args(sys.argv)
     p.add_argument("--userpass", required=True)
-    p.add_argument("--identity", required=True)
-    p.add_argument("--static-token", required=True)
+    p.add_argument("--identity", default="")
+    p.add_argument("--static-token", default="")
+    p.add_argument("--mode", choices=("bearer", "basic", "open"), default="bearer")
+    p.add_argument("--redirect-base", default="")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     args = p.parse_args()
     st = common.State(args.state, args.name)
-    common.serve(TokenHandler, st, args.listen, args.ready, blobs=args.blobs, tokens={},
-                 lock=threading.Lock(), userpass=args.userpass, identity=args.identity,
-                 static_token=args.static_token)
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    common.serve(TokenHandler, st, args.listen, args.ready, tls=tls, blobs=args.blobs, tokens={}, revoked=set(),
+                 lock=threading.Lock(), userpass=args.userpass, identity=args.identity or None,
+                 static_token=args.static_token or None, mode=args.mode,
+                 redirect_base=args.redirect_base)
 
 if __name__ == "__main__":
     main()
