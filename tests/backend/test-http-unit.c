@@ -228,6 +228,44 @@ static void test_realm_rule(void)
     }
 }
 
+/* Mirror and proxy URLs whose user:password would leak into logs or be
+ * misparsed are refused; well-formed ones are accepted. */
+static void test_url_userinfo(void)
+{
+    CHECK(hcommon_url_userinfo_ok("http://u:p@m:5000/prefix"));
+    CHECK(hcommon_url_userinfo_ok("http://u:p%2Fq@m:5000"));
+    CHECK(hcommon_url_userinfo_ok("http://m:5000/a?x=1"));
+    CHECK(!hcommon_url_userinfo_ok("http://u:pa?ss@m:5000"));
+    CHECK(!hcommon_url_userinfo_ok("http://u:pa/ss@m:5000"));
+    CHECK(!hcommon_url_userinfo_ok("http://u:pa#ss@m:5000"));
+    Loop *loop;
+    CHECK_EQ_INT(loop_new(&loop, 8), 0);
+    static const struct { const char *mirror, *proxy; int want; } cases[] = {
+        { "http://u:p@127.0.0.1:5001", NULL, 0 },
+        { "http://u:se/cret@127.0.0.1:5001", NULL, -EINVAL },
+        { NULL, "http://u:p@127.0.0.1:65001", 0 },
+        { NULL, "http://u:se/cret@127.0.0.1:65001", -EINVAL },
+    };
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(cases); i++) {
+        RegistryConfig c;
+        registry_config_init(&c);
+        c.host = "127.0.0.1:5000";
+        c.repo = "library/app";
+        MirrorConfig m;
+        mirror_config_init(&m);
+        m.host = cases[i].mirror;
+        c.mirrors = &m;
+        c.n_mirrors = cases[i].mirror ? 1 : 0;
+        c.http.proxy.url = cases[i].proxy;
+        Backend *b = NULL;
+        CHECK_EQ_INT(backend_registry_new(&b, loop, &c), cases[i].want);
+        backend_free(b);
+    }
+    for (int i = 0; i < 3; i++)
+        loop_run_once(loop, 1);
+    loop_free(loop);
+}
+
 static void test_ids_and_defaults(void)
 {
     CHECK(hcommon_blob_id_ok("abc.DEF_1-2"));
@@ -331,6 +369,7 @@ int main(void)
     RUN(test_dockercfg);
     RUN(test_urls);
     RUN(test_realm_rule);
+    RUN(test_url_userinfo);
     RUN(test_ids_and_defaults);
     RUN(test_fuzz);
     curl_global_cleanup();

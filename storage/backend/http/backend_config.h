@@ -46,9 +46,13 @@ typedef struct ProxyConfig {
  * older snapshotters). Mirrors are tried in order before the origin.
  */
 typedef struct MirrorConfig {
-    const char *host;               /* required: "http://m:5000" (scheme://host[:port][/prefix]) */
+    const char *host;               /* required: "http://m:5000" (scheme://[user:password@]host[:port][/prefix];
+                                     * a user:password here is the mirror's own) */
     const char *ping_url;           /* default host + "/v2/": GET, healthy when status < 500 */
-    const char *const *headers;     /* extra "Name: value" headers for this mirror only */
+    const char *const *headers;     /* extra "Name: value" headers for this mirror only; an
+                                     * Authorization here is the mirror's own credential.
+                                     * The origin's auth/registry_token never go to a mirror;
+                                     * its docker-config entry (by its host) does */
     size_t n_headers;
     uint32_t failure_limit;         /* default 5: consecutive transport/5xx failures before the
                                      * mirror is disabled until its ping succeeds */

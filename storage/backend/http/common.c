@@ -135,6 +135,14 @@ bool hcommon_blob_digest_ok(const char *id)
     return true;
 }
 
+bool hcommon_url_userinfo_ok(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    p += strcspn(p, "/?#");
+    return strchr(p, '@') == NULL;
+}
+
 int hcommon_strdup_trim(const char *s, char **out)
 {
     *out = NULL;

@@ -39,6 +39,10 @@ bool hcommon_host_name_ok(const char *s, const char *extra);
 bool hcommon_blob_id_ok(const char *id);
 /* 64 lowercase hex digits (a sha256 digest) */
 bool hcommon_blob_digest_ok(const char *id);
+/* False when an '@' follows the URL's authority: most likely a user:password
+ * with an unencoded '/', '?' or '#', which curl would misparse and log lines
+ * would show. For base URLs (mirrors, proxies), which need no '@' elsewhere. */
+bool hcommon_url_userinfo_ok(const char *url);
 /* Duplicate with leading/trailing whitespace removed; NULL for unset/blank. */
 int hcommon_strdup_trim(const char *s, char **out);
 void hcommon_secret_free(char *s);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common.h"
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
 
@@ -102,6 +103,10 @@ static int mirror_init(Mirrors *m, Mirror *mr, const MirrorConfig *c)
     loop_timer_init(&mr->timer, mirror_timer);
     if (!c->host || (strncasecmp(c->host, "http://", 7) != 0 && strncasecmp(c->host, "https://", 8) != 0)) {
         log_debug("mirror: host must be an http(s) URL");
+        return -EINVAL;
+    }
+    if (!hcommon_url_userinfo_ok(c->host)) {
+        log_debug("mirror: user:password in a host URL must be percent-encoded");
         return -EINVAL;
     }
     size_t n = strlen(c->host);

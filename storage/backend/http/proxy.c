@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common.h"
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
 
@@ -67,6 +68,10 @@ static void hproxy_timer(LoopTimer *t)
 
 int hproxy_new(HttpProxy **ret, HttpEngine *e, const ProxyConfig *cfg, const HttpTransport *tp)
 {
+    if (!hcommon_url_userinfo_ok(cfg->url)) {
+        log_debug("proxy: user:password in the URL must be percent-encoded");
+        return -EINVAL;
+    }
     HttpProxy *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
