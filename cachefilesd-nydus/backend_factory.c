@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "storage/backend/http/backend_config.h"
 #include "storage/util/macros.h"
@@ -15,6 +16,8 @@
 typedef struct Scratch {
     const char **strs[8];
     size_t n_strs;
+    char **owned;                   /* built strings ("Name: value" headers), wiped when freed */
+    size_t n_owned;
     MirrorConfig *mirrors;
     size_t n_mirrors;
 } Scratch;
@@ -107,6 +110,47 @@ static int get_str_list(Ctx *c, const ConfigNode *map, const char *key, const ch
     return 0;
 }
 
+static int scratch_own(Ctx *c, char *str)
+{
+    char **v = realloc(c->scratch.owned, (c->scratch.n_owned + 1) * sizeof(*v));
+    if (!v) {
+        free(str);
+        return -ENOMEM;
+    }
+    c->scratch.owned = v;
+    v[c->scratch.n_owned++] = str;
+    return 0;
+}
+
+/* Extra headers: a list of "Name: value" strings, or nydusd's mapping {Name: value}. */
+static int get_headers(Ctx *c, const ConfigNode *map, const char *key, const char *const **out, size_t *n_out)
+{
+    const ConfigNode *n = config_node_get(map, key);
+    if (!n || n->kind != CONFIG_NODE_MAP)
+        return get_str_list(c, map, key, out, n_out);
+    if (c->scratch.n_strs == CFN_ARRAY_SIZE(c->scratch.strs))
+        return fail(c, n, key, "too many lists");
+    const char **v = calloc(n->n_items ? n->n_items : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    c->scratch.strs[c->scratch.n_strs++] = v;
+    for (size_t i = 0; i < n->n_items; i++) {
+        const ConfigNode *h = &n->items[i];
+        char *line;
+        if (h->kind != CONFIG_NODE_SCALAR)
+            return fail(c, h, key, "expected a header value");
+        if (asprintf(&line, "%s: %s", h->key, h->value) < 0)
+            return -ENOMEM;
+        int r = scratch_own(c, line);
+        if (r < 0)
+            return r;
+        v[i] = line;
+    }
+    *out = v;
+    *n_out = n->n_items;
+    return 0;
+}
+
 /* Keys of `map` not in `known` are mistakes worth reporting. */
 static int check_keys(Ctx *c, const ConfigNode *map, const char *const *known)
 {
@@ -148,7 +192,7 @@ static int parse_http_common(Ctx *c, const ConfigNode *m, HttpCommonConfig *h)
         (r = get_u32(c, m, "timeout", 3600, &h->timeout_s)) < 0 ||
         (r = get_u32(c, m, "connect_timeout", 3600, &h->connect_timeout_s)) < 0 ||
         (r = get_u32(c, m, "retry_limit", 100, &h->retry_limit)) < 0 ||
-        (r = get_str_list(c, m, "headers", &h->headers, &h->n_headers)) < 0)
+        (r = get_headers(c, m, "headers", &h->headers, &h->n_headers)) < 0)
         return r;
     const ConfigNode *proxy = config_node_get(m, "proxy");
     return proxy ? parse_proxy(c, proxy, &h->proxy) : 0;
@@ -173,7 +217,7 @@ static int parse_mirrors(Ctx *c, const ConfigNode *n, RegistryConfig *rc)
         int r;
         if ((r = check_keys(c, m, keys)) < 0 || (r = get_str(c, m, "host", &mc->host)) < 0 ||
             (r = get_str(c, m, "ping_url", &mc->ping_url)) < 0 ||
-            (r = get_str_list(c, m, "headers", &mc->headers, &mc->n_headers)) < 0 ||
+            (r = get_headers(c, m, "headers", &mc->headers, &mc->n_headers)) < 0 ||
             (r = get_u32(c, m, "failure_limit", 1000, &mc->failure_limit)) < 0 ||
             (r = get_u32(c, m, "health_check_interval", 86400, &mc->health_check_interval_s)) < 0 ||
             (r = get_u32(c, m, "health_check_pause_elapsed", 86400, &mc->health_check_pause_elapsed_s)) < 0)
@@ -296,6 +340,88 @@ int backend_factory_new(Backend **ret, Loop *loop, const BackendConfig *cfg, cha
     int r = build_remote(&c, ret, loop);
     for (size_t i = 0; i < c.scratch.n_strs; i++)
         free(c.scratch.strs[i]);
+    for (size_t i = 0; i < c.scratch.n_owned; i++) {
+        explicit_bzero(c.scratch.owned[i], strlen(c.scratch.owned[i]));
+        free(c.scratch.owned[i]);
+    }
+    free(c.scratch.owned);
     free(c.scratch.mirrors);
     return r;
+}
+
+/* ---- which keys hold secrets (for the config file's mode check) ---- */
+
+static bool url_has_userinfo(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    size_t alen = strcspn(p, "/?#");
+    return memchr(p, '@', alen) != NULL;
+}
+
+static bool is_credential_header(const char *name, size_t len)
+{
+    return (len == 13 && strncasecmp(name, "Authorization", 13) == 0) ||
+           (len == 19 && strncasecmp(name, "Proxy-Authorization", 19) == 0);
+}
+
+/* A `headers` list ("Name: value") or mapping with a credential header. */
+static bool headers_hold_secret(const ConfigNode *h)
+{
+    for (size_t i = 0; h && i < h->n_items; i++) {
+        const ConfigNode *it = &h->items[i];
+        if (h->kind == CONFIG_NODE_MAP && is_credential_header(it->key, strlen(it->key)))
+            return true;
+        if (h->kind == CONFIG_NODE_SEQ && it->kind == CONFIG_NODE_SCALAR &&
+            is_credential_header(it->value, strcspn(it->value, ":")))
+            return true;
+    }
+    return false;
+}
+
+static bool scalar_set(const ConfigNode *map, const char *key)
+{
+    const ConfigNode *n = config_node_get(map, key);
+    return n && n->kind == CONFIG_NODE_SCALAR && n->value[0];
+}
+
+static bool url_key_holds_secret(const ConfigNode *map, const char *key)
+{
+    const ConfigNode *n = config_node_get(map, key);
+    return n && n->kind == CONFIG_NODE_SCALAR && url_has_userinfo(n->value);
+}
+
+static const char *key_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static const char *key_path(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+const char *backend_config_secret_key(const BackendConfig *cfg, char *buf, size_t cap)
+{
+    static const char *const keys[] = { "auth", "registry_token", "access_key_secret", "session_token" };
+    const ConfigNode *m = &cfg->fields;
+    if (cfg->type == BACKEND_TYPE_LOCALFS || m->kind != CONFIG_NODE_MAP)
+        return NULL;
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(keys); i++)
+        if (scalar_set(m, keys[i]))
+            return key_path(buf, cap, "%s", keys[i]);
+    if (headers_hold_secret(config_node_get(m, "headers")))
+        return key_path(buf, cap, "headers");
+    const ConfigNode *proxy = config_node_get(m, "proxy");
+    if (proxy && url_key_holds_secret(proxy, "url"))
+        return key_path(buf, cap, "proxy.url");
+    const ConfigNode *mirrors = config_node_get(m, "mirrors");
+    for (size_t i = 0; mirrors && mirrors->kind == CONFIG_NODE_SEQ && i < mirrors->n_items; i++) {
+        const ConfigNode *mi = &mirrors->items[i];
+        if (headers_hold_secret(config_node_get(mi, "headers")))
+            return key_path(buf, cap, "mirrors[%zu].headers", i);
+        if (url_key_holds_secret(mi, "host"))
+            return key_path(buf, cap, "mirrors[%zu].host", i);
+    }
+    return NULL;
 }

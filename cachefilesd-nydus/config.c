@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "backend_factory.h"
+#include "storage/util/log.h"
 #include "storage/util/macros.h"
 #include "storage/device/rafs_bootstrap.h"
 
@@ -568,6 +571,21 @@ int config_parse(Config **ret, const char *name, const char *text, size_t len, c
     return 0;
 }
 
+/* As ssh does for private keys: a file holding a secret should be its owner's alone. */
+static void warn_exposed_secrets(const char *path, mode_t mode, const Config *cfg)
+{
+    if (!(mode & 077))
+        return;
+    for (size_t i = 0; i < cfg->n_images; i++) {
+        char key[128];
+        if (backend_config_secret_key(&cfg->images[i].backend, key, sizeof(key))) {
+            log_warn("%s: mode %04o lets other users read it, and it holds a secret "
+                     "(images[%zu].backend.%s): chmod 600 it", path, (unsigned)(mode & 07777), i, key);
+            return;
+        }
+    }
+}
+
 int config_load(Config **ret, const char *path, char *err, size_t err_len)
 {
     FILE *f = fopen(path, "re");
@@ -576,6 +594,9 @@ int config_load(Config **ret, const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "%s: cannot open: %s", path, strerror(-r));
         return r;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) < 0)
+        st.st_mode = 0;
     char *buf = malloc(CONFIG_MAX_BYTES + 1);
     if (!buf) {
         fclose(f);
@@ -597,6 +618,8 @@ int config_load(Config **ret, const char *path, char *err, size_t err_len)
         if (path[0] != '/' && realpath(path, abs))
             name = abs;
         r = config_parse(ret, name, buf, n, err, err_len);
+        if (r == 0)
+            warn_exposed_secrets(name, st.st_mode, *ret);
     }
     free(buf);
     return r;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "storage/util/log.h"
 #include "storage/util/macros.h"
 
 static bool is_docker_hub(const char *h, size_t n)
@@ -128,5 +129,8 @@ int dockercfg_lookup(const char *path, const char *host, char **auth, char **ide
     r = dockercfg_lookup_mem(buf, len, host, auth, identity_token);
     explicit_bzero(buf, len);
     free(buf);
+    if (r == 0 && (st.st_mode & 077))   /* as ssh does for private keys */
+        log_warn("docker config %s: mode %04o lets other users read it, and it holds credentials for %s: "
+                 "chmod 600 it", path, (unsigned)(st.st_mode & 07777), host);
     return r;
 }

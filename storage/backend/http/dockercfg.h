@@ -16,5 +16,7 @@
  * entry for host) or -EINVAL (malformed). */
 int dockercfg_lookup_mem(const char *json, size_t len, const char *host, char **auth,
                          char **identity_token);
-/* Same, reading the file at path (at most DOCKERCFG_MAX_SIZE bytes). */
+/* Same, reading the file at path (at most DOCKERCFG_MAX_SIZE bytes). Warns,
+ * as ssh does for keys, when the file holds credentials for host and other
+ * users may read it (mode & 077). */
 int dockercfg_lookup(const char *path, const char *host, char **auth, char **identity_token);
