@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "storage/backend/http/backend_config.h"
+#include "storage/backend/http/common.h"
 #include "storage/util/macros.h"
 
 /* Strings the typed configs borrow, freed after the constructor ran. */
@@ -359,21 +359,14 @@ static bool url_has_userinfo(const char *url)
     return memchr(p, '@', alen) != NULL;
 }
 
-static bool is_credential_header(const char *name, size_t len)
-{
-    return (len == 13 && strncasecmp(name, "Authorization", 13) == 0) ||
-           (len == 19 && strncasecmp(name, "Proxy-Authorization", 19) == 0);
-}
-
 /* A `headers` list ("Name: value") or mapping with a credential header. */
 static bool headers_hold_secret(const ConfigNode *h)
 {
     for (size_t i = 0; h && i < h->n_items; i++) {
         const ConfigNode *it = &h->items[i];
-        if (h->kind == CONFIG_NODE_MAP && is_credential_header(it->key, strlen(it->key)))
+        if (h->kind == CONFIG_NODE_MAP && hcommon_header_is_credential(it->key))
             return true;
-        if (h->kind == CONFIG_NODE_SEQ && it->kind == CONFIG_NODE_SCALAR &&
-            is_credential_header(it->value, strcspn(it->value, ":")))
+        if (h->kind == CONFIG_NODE_SEQ && it->kind == CONFIG_NODE_SCALAR && hcommon_header_is_credential(it->value))
             return true;
     }
     return false;

@@ -1178,6 +1178,8 @@ typedef struct CredsCfg {
     const MirrorConfig *mirrors;
     size_t n_mirrors;
     const char *proxy_url, *proxy_ping;
+    const char *const *headers;     /* common headers */
+    size_t n_headers;
 } CredsCfg;
 
 static Backend *creds_backend(const CredsCfg *cc)
@@ -1198,6 +1200,8 @@ static Backend *creds_backend(const CredsCfg *cc)
     c.http.n_ca_cert_files = 1;
     c.http.retry_limit = 0;
     c.http.connect_timeout_s = 2;
+    c.http.headers = cc->headers;
+    c.http.n_headers = cc->n_headers;
     if (cc->proxy_url) {
         c.http.proxy.url = cc->proxy_url;
         c.http.proxy.ping_url = cc->proxy_ping;
@@ -1250,6 +1254,17 @@ static void test_creds_token_not_to_mirror(void)
     CHECK_EQ_INT(read_check(loop, b, digest(2), 0, 100), 100);
     server_flag("mopen-503", false);
     CHECK(server_auth_count("origin", env_req("CFN_T_STATIC_TOKEN")) >= 1);
+    CHECK_EQ_INT(server_auth_count("mopen", NULL), 0);
+    backend_drop(loop, b);
+    /* Nor an Authorization among the common headers (the other headers do go). */
+    char hdr[300];
+    snprintf(hdr, sizeof(hdr), "authorization: Bearer %s", env_req("CFN_T_STATIC_TOKEN"));
+    const char *hdrs[] = { "X-Cfn-Tenant: t1", hdr };
+    cc = (CredsCfg){ .mirrors = &m, .n_mirrors = 1, .headers = hdrs, .n_headers = 2 };
+    b = creds_backend(&cc);
+    CHECK_EQ_INT(read_check(loop, b, digest(1), 0, 100), 100);
+    CHECK_EQ_INT(server_stat("mopen", "served") - served, 3);
+    CHECK_EQ_INT(server_stat("mopen", "tenant_header"), 1);
     CHECK_EQ_INT(server_auth_count("mopen", NULL), 0);
     backend_drop(loop, b);
 }

@@ -76,7 +76,9 @@ typedef struct HttpCommonConfig {
     uint32_t low_speed_limit;       /* default 1024 bytes/s ... */
     uint32_t low_speed_time_s;      /* ... for default 30 s aborts a stalled attempt; 0 = off */
     const char *const *headers;     /* extra "Name: value" headers on every request to the
-                                     * origin/mirror (nydusd's NYDUS_HEADER_*); default none */
+                                     * origin/mirror (nydusd's NYDUS_HEADER_*), except that an
+                                     * Authorization/Proxy-Authorization goes to the registry
+                                     * origin only, never to a mirror; default none */
     size_t n_headers;
     const char *user_agent;         /* default "cachefilesd-nydus/<version>" */
     ProxyConfig proxy;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -87,6 +88,13 @@ bool hcommon_header_ok(const char *h)
         if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
             return false;
     return true;
+}
+
+bool hcommon_header_is_credential(const char *h)
+{
+    size_t n = strcspn(h, ":");
+    return (n == 13 && strncasecmp(h, "Authorization", 13) == 0) ||
+           (n == 19 && strncasecmp(h, "Proxy-Authorization", 19) == 0);
 }
 
 int hcommon_request_result(BackendRequest *req, uint64_t content_length, int res)

@@ -28,6 +28,8 @@ void hcommon_fini(HttpCommon *c);
 
 /* A header line "Name: value" without control characters. */
 bool hcommon_header_ok(const char *h);
+/* Is "Name: value" (or a bare "Name") Authorization or Proxy-Authorization? */
+bool hcommon_header_is_credential(const char *h);
 /*
  * A finished call's result for the backend request: its size (from
  * Content-Length; -EPROTO without one) or its full length, or the error.

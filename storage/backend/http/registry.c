@@ -196,8 +196,10 @@ static int reg_send(RegOp *op, bool origin)
     RegRoute *rt = &reg->routes[op->route];
     size_t nh = 0;
     if (origin) {
+        /* The common headers go to mirrors too, except credentials: those are the origin's. */
         for (size_t i = 0; i < reg->c.n_headers; i++)
-            op->hdrs[nh++] = reg->c.headers[i];
+            if (rt->mirror < 0 || !hcommon_header_is_credential(reg->c.headers[i]))
+                op->hdrs[nh++] = reg->c.headers[i];
         for (const char *const *h = rt->headers; h && *h && nh < REG_MAX_HEADERS - 2; h++)
             op->hdrs[nh++] = *h;
         if (op->auth_line)

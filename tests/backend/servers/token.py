@@ -89,6 +89,8 @@ class TokenHandler(common.Handler):
         repo, digest = parts[0][4:], parts[1]
         scope = f"repository:{repo}:pull"
         st.inc("blob_requests")
+        if "X-Cfn-Tenant" in self.headers:
+            st.inc("tenant_header")
         if st.flag(f"{st.name}-503"):
             return self.send_plain(503, b"unavailable")
         if self.server.mode == "basic" and not self.basic_valid():
