@@ -78,9 +78,8 @@ static void mirror_timer(LoopTimer *t)
 /* origin, host and name from base: none of them carries the userinfo. */
 static int mirror_names(Mirror *mr)
 {
-    const char *scheme_end = strstr(mr->base, "://");
-    const char *auth = scheme_end + 3;
-    size_t alen = strcspn(auth, "/");
+    const char *auth = strstr(mr->base, "://") + 3;
+    size_t alen = strcspn(auth, "/?#");
     const char *at = memrchr(auth, '@', alen);
     const char *h = at ? at + 1 : auth;
     size_t hlen = alen - (size_t)(h - auth);

@@ -5,8 +5,9 @@
  *   HEAD the same URL for the size.
  * Routes are the mirrors (in order, while usable) and then the origin; each
  * route has its own authentication state (auth.c) and its own credentials:
- * `auth` and `registry_token` belong to the origin; a mirror has only its
- * headers, user:password in its URL and its docker-config entry. A 3xx is followed by hand
+ * `auth`, `registry_token` and Authorization among the common headers belong
+ * to the origin; a mirror has only its headers, user:password in its URL and
+ * its docker-config entry. A 3xx is followed by hand
  * (bounded hops): a Location on another origin gets no Authorization and no
  * configured headers, and the final URL is remembered per blob for later
  * reads until it answers 401/403 (an expired presigned URL) or fails.
@@ -532,10 +533,10 @@ static int reg_dockercfg_auth(const RegistryConfig *cfg, const char *host, char 
     return 0;
 }
 
-static bool headers_have_auth(const char *const *h)
+static bool headers_have_credential(const char *const *h)
 {
     for (; h && *h; h++)
-        if (strncasecmp(*h, "Authorization:", 14) == 0)
+        if (hcommon_header_is_credential(*h))
             return true;
     return false;
 }
@@ -556,7 +557,7 @@ static int reg_route_init(Registry *reg, RegRoute *rt, const RegistryConfig *cfg
         rt->headers = mirrors_headers(reg->mirrors, (size_t)mirror);
     char *dc_auth = NULL, *dc_identity = NULL;
     /* A mirror whose own headers authenticate it needs nothing more. */
-    if (!auth_b64 && !headers_have_auth(rt->headers)) {
+    if (!auth_b64 && !headers_have_credential(rt->headers)) {
         int r = reg_dockercfg_auth(cfg, host, &dc_auth, &dc_identity);
         if (r < 0)
             return r;
