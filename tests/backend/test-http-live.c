@@ -1427,10 +1427,17 @@ static void test_creds_url_password_log(void)
     server_flag("mbasic-503", true);
     CHECK_EQ_INT(read_check(loop, b, digest(0), 0, 100), 100);      /* proxy fails, direct; mirror 503, origin */
     server_flag("mbasic-503", false);
-    loop_spin(loop, 2500);                                          /* pings: mirror back, proxy healthy */
+    /* Pings every second bring both back: wait for those lines (10 s at most). */
+    char *log = NULL;
+    for (int i = 0; i < 100; i++) {
+        loop_spin(loop, 100);
+        free(log);
+        log = file_read_all(log_path, NULL);
+        if (log && strstr(log, "is back") && strstr(log, "is now healthy"))
+            break;
+    }
     backend_drop(loop, b);
     close(fd);
-    char *log = file_read_all(log_path, NULL);
     CHECK(log && strstr(log, "disabled after") && strstr(log, "is back") && strstr(log, "is now healthy"));
     CHECK(log && !strstr(log, env_req("CFN_T_MIRROR_PASSWORD")));
     free(log);

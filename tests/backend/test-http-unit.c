@@ -245,6 +245,8 @@ static void test_url_userinfo(void)
         { "http://u:se/cret@127.0.0.1:5001", NULL, -EINVAL },
         { NULL, "http://u:p@127.0.0.1:65001", 0 },
         { NULL, "http://u:se/cret@127.0.0.1:65001", -EINVAL },
+        { NULL, "127.0.0.1:65001", 0 },
+        { NULL, "socks9://u:p@127.0.0.1:65001", -EINVAL },
     };
     for (size_t i = 0; i < CFN_ARRAY_SIZE(cases); i++) {
         RegistryConfig c;

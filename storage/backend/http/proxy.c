@@ -66,10 +66,17 @@ static void hproxy_timer(LoopTimer *t)
     loop_timer_arm(http_engine_loop(p->eng), &p->timer, (uint64_t)p->interval_s * 1000);
 }
 
+/* http(s)://, or no scheme (http, as nydusd takes it). curl's error for any
+ * other scheme quotes the whole URL, password included. */
+static bool proxy_scheme_ok(const char *url)
+{
+    return !strstr(url, "://") || strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
 int hproxy_new(HttpProxy **ret, HttpEngine *e, const ProxyConfig *cfg, const HttpTransport *tp)
 {
-    if (!hcommon_url_userinfo_ok(cfg->url)) {
-        log_debug("proxy: user:password in the URL must be percent-encoded");
+    if (!proxy_scheme_ok(cfg->url) || !hcommon_url_userinfo_ok(cfg->url)) {
+        log_debug("proxy: the URL must be http(s), with any user:password percent-encoded");
         return -EINVAL;
     }
     HttpProxy *p = calloc(1, sizeof(*p));
