@@ -1285,8 +1285,10 @@ static void test_creds_basic_not_to_mirror(void)
 
 /* (3) Basic credentials go to the token realm the registry names only when
  * it is the registry's own origin or https. */
-static void realm_case(const char *realm, const char *server, bool anon_ok, long want_basic)
+static void realm_case(const char *scheme, const char *addr_env, const char *server, bool anon_ok, long want_basic)
 {
+    char realm[300];
+    snprintf(realm, sizeof(realm), "%s://%s/token", scheme, env_req(addr_env));
     server_flag_text("origin.realm", realm);
     server_flag("anon-ok", anon_ok);
     long get0 = server_stat(server, "token_get"), post0 = server_stat(server, "token_post");
@@ -1297,8 +1299,12 @@ static void realm_case(const char *realm, const char *server, bool anon_ok, long
     backend_drop(loop, b);
     CHECK_EQ_INT(server_stat(server, "token_get") - get0, 1);
     CHECK_EQ_INT(server_auth_count(server, origin_basic()) - basic0, want_basic);
-    if (!want_basic)
+    if (!want_basic) {
         CHECK_EQ_INT(server_auth_count(server, NULL), 0);
+        char *log = file_read_all(log_path, NULL);        /* the user is told why */
+        CHECK(log && strstr(log, realm) && strstr(log, "is another origin over plain http"));
+        free(log);
+    }
     /* An identity (refresh) token is a credential too: the same rule. */
     cc = (CredsCfg){ .docker_config = env_req("CFN_T_DOCKER_CONFIG") };
     b = creds_backend(&cc);
@@ -1315,19 +1321,11 @@ static void realm_case(const char *realm, const char *server, bool anon_ok, long
 
 static void test_creds_realm(void)
 {
-    char realm[300];
-    /* another host over plain http: anonymous token request only */
-    snprintf(realm, sizeof(realm), "http://%s/token", env_req("CFN_T_REALM_HOST"));
-    realm_case(realm, "realmhost", true, 0);
-    /* the same host on another port is another origin */
-    snprintf(realm, sizeof(realm), "http://%s/token", env_req("CFN_T_REALM_PORT"));
-    realm_case(realm, "realmport", true, 0);
-    /* another host over https: the credentials go (as docker and containerd do) */
-    snprintf(realm, sizeof(realm), "https://%s/token", env_req("CFN_T_REALM_TLS"));
-    realm_case(realm, "realmtls", false, 1);
-    /* the registry's own origin: they go */
-    snprintf(realm, sizeof(realm), "http://%s/token", env_req("CFN_T_ORIGIN"));
-    realm_case(realm, "origin", false, 1);
+    realm_case("http", "CFN_T_REALM_HOST", "realmhost", true, 0);  /* another host, plain http: anonymous */
+    realm_case("http", "CFN_T_REALM_PORT", "realmport", true, 0);  /* another port is another origin */
+    realm_case("https", "CFN_T_REALM_TLS", "realmtls", false, 1);  /* another host over https: sent, as
+                                                                    * docker and containerd do */
+    realm_case("http", "CFN_T_ORIGIN", "origin", false, 1);        /* the registry's own origin: sent */
 }
 
 /* (4) A mirror configured with credentials of its own gets those, and only those. */

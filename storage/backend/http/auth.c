@@ -36,6 +36,7 @@ struct AuthRoute {
     char realm[1024], service[256], scope[1024];
 
     bool fetching, fetch_post;
+    bool realm_warned;              /* said why credentials stay home */
     HttpXfer xfer;
     char *fetch_url;
     char *fetch_body;
@@ -287,11 +288,13 @@ static int auth_fetch_start(AuthRoute *r)
     if (strncasecmp(r->realm, "https://", 8) != 0 && strncasecmp(r->realm, "http://", 7) != 0)
         return -EACCES;
     bool send_creds = auth_realm_may_get_credentials(r->origin, r->realm);
-    if (!send_creds && (r->basic_line || r->identity)) {
+    if (!send_creds && (r->basic_line || r->identity) && !r->realm_warned) {
+        /* Once per route: a private registry would otherwise fail with a bare EACCES. */
         char u[256];
         http_url_redact(r->realm, u, sizeof(u));
-        log_debug("auth: %s: asking %s for an anonymous token: credentials go to another origin's realm "
-                  "over https only", r->host, u);
+        log_warn("auth: %s: its token realm %s is another origin over plain http: asking it for an "
+                 "anonymous token, since credentials go to another origin over https only", r->host, u);
+        r->realm_warned = true;
     }
     const char *scope = r->scope[0] ? r->scope : r->default_scope;
     size_t cap = 8192, o = 0;
