@@ -351,14 +351,6 @@ int backend_factory_new(Backend **ret, Loop *loop, const BackendConfig *cfg, cha
 
 /* ---- which keys hold secrets (for the config file's mode check) ---- */
 
-static bool url_has_userinfo(const char *url)
-{
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    size_t alen = strcspn(p, "/?#");
-    return memchr(p, '@', alen) != NULL;
-}
-
 /* A `headers` list ("Name: value") or mapping with a credential header. */
 static bool headers_hold_secret(const ConfigNode *h)
 {
@@ -381,7 +373,7 @@ static bool scalar_set(const ConfigNode *map, const char *key)
 static bool url_key_holds_secret(const ConfigNode *map, const char *key)
 {
     const ConfigNode *n = config_node_get(map, key);
-    return n && n->kind == CONFIG_NODE_SCALAR && url_has_userinfo(n->value);
+    return n && n->kind == CONFIG_NODE_SCALAR && hcommon_url_has_userinfo(n->value);
 }
 
 static const char *key_path(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

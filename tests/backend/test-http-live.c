@@ -1417,8 +1417,8 @@ static void test_creds_url_password_log(void)
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t sl = sizeof(sa);
     CHECK(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && getsockname(fd, (struct sockaddr *)&sa, &sl) == 0);
-    snprintf(purl, sizeof(purl), "http://proxyuser:%s@127.0.0.1:%u", env_req("CFN_T_MIRROR_PASSWORD"),
-             ntohs(sa.sin_port));        /* bound, not listening: refused */
+    /* bound, not listening: refused; schemeless, as nydusd accepts it */
+    snprintf(purl, sizeof(purl), "proxyuser:%s@127.0.0.1:%u", env_req("CFN_T_MIRROR_PASSWORD"), ntohs(sa.sin_port));
     snprintf(ping, sizeof(ping), "http://%s/v2/", env_req("CFN_T_MIRROR_OPEN"));
     CredsCfg cc = { .auth = b64_userpass(), .mirrors = &m, .n_mirrors = 1, .proxy_url = purl, .proxy_ping = ping };
     Backend *b = creds_backend(&cc);

@@ -151,6 +151,13 @@ bool hcommon_url_userinfo_ok(const char *url)
     return strchr(p, '@') == NULL;
 }
 
+bool hcommon_url_has_userinfo(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    return memchr(p, '@', strcspn(p, "/?#")) != NULL;
+}
+
 int hcommon_strdup_trim(const char *s, char **out)
 {
     *out = NULL;

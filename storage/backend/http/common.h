@@ -45,6 +45,8 @@ bool hcommon_blob_digest_ok(const char *id);
  * with an unencoded '/', '?' or '#', which curl would misparse and log lines
  * would show. For base URLs (mirrors, proxies), which need no '@' elsewhere. */
 bool hcommon_url_userinfo_ok(const char *url);
+/* Does the URL's authority carry "user[:password]@"? */
+bool hcommon_url_has_userinfo(const char *url);
 /* Duplicate with leading/trailing whitespace removed; NULL for unset/blank. */
 int hcommon_strdup_trim(const char *s, char **out);
 void hcommon_secret_free(char *s);

@@ -83,10 +83,12 @@ int hproxy_new(HttpProxy **ret, HttpEngine *e, const ProxyConfig *cfg, const Htt
     if (!p)
         return -ENOMEM;
     p->eng = http_engine_ref(e);
-    p->url = strdup(cfg->url);
-    p->name = malloc(strlen(cfg->url) + 1);
+    /* With its scheme spelt out, the URL's userinfo is found and redacted in logs. */
+    if (asprintf(&p->url, "%s%s", strstr(cfg->url, "://") ? "" : "http://", cfg->url) < 0)
+        p->url = NULL;
+    p->name = p->url ? malloc(strlen(p->url) + 1) : NULL;
     if (p->name)
-        http_url_redact(cfg->url, p->name, strlen(cfg->url) + 1);
+        http_url_redact(p->url, p->name, strlen(p->url) + 1);
     p->ping_url = cfg->ping_url && *cfg->ping_url ? strdup(cfg->ping_url) : NULL;
     p->fallback = cfg->fallback;
     p->use_http = cfg->use_http;
