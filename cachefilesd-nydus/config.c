@@ -452,6 +452,9 @@ static int parse_root(Parser *p, Config *cfg)
             if (r == 0 && v % CFN_PAGE_SIZE)
                 r = fail(p, val, key, "must be a multiple of 4KiB");
             cfg->raw_chunk_size = (uint32_t)v;
+        } else if (strcmp(key, "max_blob_size") == 0) {
+            r = get_u64(p, val, key, config_parse_size, 1u << 20, CONFIG_BLOB_SIZE_LIMIT, &v);
+            cfg->max_blob_size = v;
         } else if (strcmp(key, "verify") == 0) {
             r = get_bool(p, val, key, &cfg->verify);
         } else if (strcmp(key, "readahead") == 0) {
@@ -521,9 +524,53 @@ static void config_defaults(Config *cfg)
     cfg->max_inflight_bytes = 64ull << 20;
     cfg->request_timeout_ms = 60000;
     cfg->raw_chunk_size = 1u << 20;
+    cfg->max_blob_size = CONFIG_DEFAULT_MAX_BLOB_SIZE;
     cfg->verify = true;
     cfg->readahead = 8u << 20;
     cfg->fanotify_readahead = 16u << 20;
+}
+
+/* The anchor an event defines, or for an alias the anchor it refers to; NULL when none. */
+static const yaml_char_t *event_anchor(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_ALIAS_EVENT: return ev->data.alias.anchor;
+    case YAML_SCALAR_EVENT: return ev->data.scalar.anchor;
+    case YAML_SEQUENCE_START_EVENT: return ev->data.sequence_start.anchor;
+    case YAML_MAPPING_START_EVENT: return ev->data.mapping_start.anchor;
+    default: return NULL;
+    }
+}
+
+/*
+ * Anchors and aliases are refused before the document is built: every alias
+ * is copied again where it is used, so a few hundred bytes of nested aliases
+ * ("billion laughs") would expand into gigabytes. Nothing here needs them.
+ * Syntax errors are left to yaml_parser_load(), which reports them.
+ */
+static int refuse_aliases(const char *name, const char *text, size_t len, char *err, size_t err_len)
+{
+    yaml_parser_t yp;
+    if (!yaml_parser_initialize(&yp))
+        return -ENOMEM;
+    yaml_parser_set_input_string(&yp, (const unsigned char *)text, len);
+    int r = 0;
+    for (bool end = false; !end && r == 0;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&yp, &ev))
+            break;
+        const yaml_char_t *anchor = event_anchor(&ev);
+        if (anchor) {
+            snprintf(err, err_len, "%s:%zu:%zu: YAML %s '%.64s': anchors and aliases are not supported",
+                     name, ev.start_mark.line + 1, ev.start_mark.column + 1,
+                     ev.type == YAML_ALIAS_EVENT ? "alias" : "anchor", (const char *)anchor);
+            r = -EINVAL;
+        }
+        end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&yp);
+    return r;
 }
 
 int config_parse(Config **ret, const char *name, const char *text, size_t len, char *err, size_t err_len)
@@ -546,6 +593,11 @@ int config_parse(Config **ret, const char *name, const char *text, size_t len, c
         return -ENOMEM;
     config_defaults(cfg);
 
+    r = refuse_aliases(name, text, len, err, err_len);
+    if (r < 0) {
+        free(cfg);
+        return r;
+    }
     if (!yaml_parser_initialize(&yp)) {
         free(cfg);
         return -ENOMEM;

@@ -61,6 +61,10 @@ enum frontend_kind {
     FRONTEND_FANOTIFY,
 };
 
+/* max_blob_size: default, and the most it may be set to (nydus's own 2^44 limit). */
+#define CONFIG_DEFAULT_MAX_BLOB_SIZE (UINT64_C(1) << 40)
+#define CONFIG_BLOB_SIZE_LIMIT (UINT64_C(1) << 44)
+
 typedef struct Config {
     char *cache_dir;                /* cachefiles "dir" */
     char *tag;                      /* cachefiles "tag", or NULL */
@@ -71,6 +75,7 @@ typedef struct Config {
     uint64_t max_inflight_bytes;    /* fetch buffer budget */
     uint32_t request_timeout_ms;    /* deadline for each kernel request */
     uint32_t raw_chunk_size;        /* granule of raw (uncompressed, tableless) blobs */
+    uint64_t max_blob_size;         /* largest blob (cache file) an image may declare */
     bool verify;                    /* check chunk digests where the image has them */
     enum frontend_kind frontend;    /* `frontend:` fscache | fanotify | auto */
     uint32_t readahead;             /* fscache: largest read-ahead after sequential READ misses, 0 = off */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 #include <errno.h>
+#include <inttypes.h>
 
 #include "cachefilesd-nydus/config.h"
 #include "test.h"
@@ -100,6 +101,42 @@ static void test_errors(void)
                  "images[0].bootstrap_blob", "not a blob id");
 }
 
+/*
+ * "Billion laughs": nine levels of nine aliases each, 677 bytes that expand
+ * into 9^9 scalars. Refused at the first anchor, at once and without memory.
+ */
+static void test_alias_bomb(void)
+{
+    char text[2048];
+    size_t n = (size_t)snprintf(text, sizeof(text), "cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n"
+                                "    backend:\n      type: localfs\n      dir: /d\n      l0: &l0 [x, x, x, x, x, x, x, x, x]\n");
+    for (int i = 1; i <= 8; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "      l%d: &l%d [*l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d, *l%d]\n",
+                              i, i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+    long rss0 = test_peak_rss_kib();
+    uint64_t t0 = test_now_ms();
+    expect_error(text, "t.yaml:8:11", "anchor 'l0': anchors and aliases are not supported");
+    uint64_t ms = test_now_ms() - t0;
+    long grew = test_peak_rss_kib() - rss0;
+    fprintf(stderr, "alias bomb (%zu bytes): refused in %" PRIu64 " ms, peak RSS +%ld KiB\n", n, ms, grew);
+    CHECK(ms < 1000);
+    CHECK(grew < 16 * 1024);
+    /* An alias without its anchor is named too. */
+    expect_error("cache_dir: /c\nwork_dir: *w\n", "t.yaml:2:11", "alias 'w'");
+}
+
+static void test_max_blob_size(void)
+{
+    char err[512];
+    Config *cfg = parse("cache_dir: /c\nmax_blob_size: 64GiB\n", err, sizeof(err));
+    CHECK(cfg && cfg->max_blob_size == 64ull << 30);
+    config_free(cfg);
+    cfg = parse("cache_dir: /c\n", err, sizeof(err));
+    CHECK(cfg && cfg->max_blob_size == CONFIG_DEFAULT_MAX_BLOB_SIZE);
+    config_free(cfg);
+    expect_error("cache_dir: /c\nmax_blob_size: 32768GiB\n", "max_blob_size", "out of range");
+}
+
 static void test_units(void)
 {
     uint64_t v;
@@ -124,5 +161,7 @@ int main(void)
     RUN(test_full);
     RUN(test_errors);
     RUN(test_units);
+    RUN(test_alias_bomb);
+    RUN(test_max_blob_size);
     return TEST_EXIT();
 }

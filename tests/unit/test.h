@@ -35,3 +35,20 @@ static int test_failures;
     } while (0)
 
 #define TEST_EXIT() (test_failures ? (fprintf(stderr, "%d check(s) failed\n", test_failures), 1) : 0)
+
+#include <sys/resource.h>
+#include <time.h>
+
+/* Peak resident set size of this process so far (KiB): what a bounded-memory test compares. */
+static inline long test_peak_rss_kib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+}
+
+static inline uint64_t test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
