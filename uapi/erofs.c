@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 #include "erofs.h"
+#include "rafs.h"
 #include "why.h"
 
 #include <endian.h>
@@ -20,6 +21,8 @@ int erofs_image_parse(const void *buf, size_t len, ErofsImageInfo *out, size_t *
 
     struct erofs_super_block_disk sb;
     memcpy(&sb, (const uint8_t *)buf + EROFS_SUPER_OFFSET, sizeof(sb));
+    if (le32toh(sb.magic) != EROFS_SUPER_MAGIC_V1 && rafs_is_v5(buf, len))
+        return why_fail(-ENOTSUP, why, why_len, RAFS_V5_NOT_SUPPORTED);
     if (le32toh(sb.magic) != EROFS_SUPER_MAGIC_V1)
         return bad(why, why_len, "bad erofs magic 0x%08x at offset %d", le32toh(sb.magic),
                    EROFS_SUPER_OFFSET);

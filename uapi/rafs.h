@@ -15,6 +15,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* ---- RAFS v5 (FUSE-only format, not served) --------------------------- */
+
+/* A v5 superblock starts the file with this magic ('RAFS'); a v6 one has zeros there. */
+#define RAFS_V5_SUPER_MAGIC 0x52414653u
+#define RAFS_V5_NOT_SUPPORTED "RAFS v5 is not supported (v6 only)"
+
+static inline int rafs_is_v5(const void *buf, size_t len)
+{
+    uint32_t magic;
+    if (len < sizeof(magic))
+        return 0;
+    __builtin_memcpy(&magic, buf, sizeof(magic));
+    return le32toh(magic) == RAFS_V5_SUPER_MAGIC;
+}
+
 /* ---- bootstrap file map ------------------------------------------------ */
 
 #define RAFS_BLOCK_SIZE 4096u

@@ -96,6 +96,46 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
+/*
+ * The largest ci table a BATCH/ZRAN blob of `n` chunks can have: the entries,
+ * then at most one context per chunk (and for ZRAN its dictionary). Anything
+ * larger is a table that decompresses into memory nothing will use.
+ */
+static uint64_t ext_ci_max_size(uint32_t features, uint64_t n)
+{
+    uint64_t per_chunk = sizeof(struct rafs_chunk_info_v2_disk);
+    if (features & RAFS_BLOB_ZRAN)
+        per_chunk += sizeof(struct rafs_zran_ctx_disk) + RAFS_ZRAN_MAX_DICT_SIZE;
+    else if (features & RAFS_BLOB_BATCH)
+        per_chunk += sizeof(struct rafs_batch_ctx_disk);
+    return n * per_chunk;
+}
+
+/*
+ * Sizes must agree with the chunk count: chunks sit 4 KiB aligned without
+ * overlapping, so n chunks need at least n blocks; and packed densely (all
+ * but ZRAN, whose chunks follow the tar stream with gaps) they cover at most
+ * n * chunk_size bytes. A larger uncompressed_size would only make the cache
+ * file and per-chunk state follow a number the table cannot back.
+ */
+static int check_chunk_room(const RafsBlob *b, uint64_t where, char *why, size_t why_len)
+{
+    uint64_t n = b->chunk_count;
+    if (n == 0)
+        return 0;       /* no blob meta: refused when opened, with its own reason */
+    if (n > cfn_align_up(b->uncompressed_size, RAFS_BLOCK_SIZE) / RAFS_BLOCK_SIZE)
+        return BAD("blob %s chunk_count @%" PRIu64 ": %" PRIu64 " chunks do not fit its uncompressed_size %" PRIu64
+                   " (one 4 KiB block each at least)", b->id, BLOB_OFF(chunk_count),
+                   n, b->uncompressed_size);
+    if (!(b->features & (RAFS_BLOB_ZRAN | RAFS_BLOB_IS_CHUNKDICT_GENERATED)) &&
+        b->uncompressed_size > n * b->chunk_size)
+        return BAD("blob %s uncompressed_size @%" PRIu64 ": %" PRIu64 " bytes is more than its %" PRIu64
+                   " chunks of at most %" PRIu32 " bytes hold", b->id,
+                   BLOB_OFF(uncompressed_size), b->uncompressed_size, n,
+                   b->chunk_size);
+    return 0;
+}
+
 int rafs_bootstrap_parse_blob(const void *entry, uint32_t index, uint32_t fs_chunk_size,
                               uint64_t sb_flags, uint64_t where, RafsBlob *out,
                               char *why, size_t why_len)
@@ -199,6 +239,11 @@ int rafs_bootstrap_parse_blob(const void *entry, uint32_t index, uint32_t fs_chu
         if (out->ci_uncompressed_size < n * sizeof(struct rafs_chunk_info_v2_disk))
             return BAD("blob %s ci_uncompressed_size @%" PRIu64 ": %" PRIu64 " is smaller than %" PRIu64 " V2 entries",
                        out->id, BLOB_OFF(ci_uncompressed_size), out->ci_uncompressed_size, n);
+        uint64_t max = ext_ci_max_size(f, n);
+        if (!(f & RAFS_BLOB_IS_CHUNKDICT_GENERATED) && out->ci_uncompressed_size > max)
+            return BAD("blob %s ci_uncompressed_size @%" PRIu64 ": %" PRIu64 " is more than %" PRIu64 " entries and "
+                       "their contexts can fill (%" PRIu64 " bytes)", out->id, BLOB_OFF(ci_uncompressed_size),
+                       out->ci_uncompressed_size, n, max);
     } else if (v2) {
         if (out->ci_uncompressed_size != n * sizeof(struct rafs_chunk_info_v2_disk))
             return BAD("blob %s ci_uncompressed_size @%" PRIu64 ": %" PRIu64 ", expected %" PRIu64 " x 24 (V2)",
@@ -208,6 +253,10 @@ int rafs_bootstrap_parse_blob(const void *entry, uint32_t index, uint32_t fs_chu
         return BAD("blob %s ci_uncompressed_size @%" PRIu64 ": %" PRIu64 ", expected %" PRIu64 " x 16 (V1)",
                    out->id, BLOB_OFF(ci_uncompressed_size), out->ci_uncompressed_size, n);
     }
+
+    r = check_chunk_room(out, where, why, why_len);
+    if (r < 0)
+        return r;
 
     /* Where chunk data ends (BlobInfo::compressed_data_size). */
     bool ci_valid = out->ci_compressed_size && out->ci_uncompressed_size;
@@ -263,6 +312,8 @@ int rafs_bootstrap_parse(const void *buf, size_t len, RafsBootstrap *out, char *
     out->size = len;
 
     memcpy(&sb, p + EROFS_SUPER_OFFSET, sizeof(sb));
+    if (le32toh(sb.magic) != EROFS_SUPER_MAGIC_V1 && rafs_is_v5(p, len))
+        return UNSUPPORTED(RAFS_V5_NOT_SUPPORTED);
     if (le32toh(sb.magic) != EROFS_SUPER_MAGIC_V1)
         return BAD("erofs superblock s_magic @%zu: 0x%08" PRIx32 ", expected 0x%08x", SB_OFF(magic),
                    le32toh(sb.magic), EROFS_SUPER_MAGIC_V1);

@@ -52,6 +52,12 @@ static void test_parse(void)
     buf[1036] = 40;
     CHECK_EQ_INT(erofs_image_parse(buf, sizeof(buf), &info, &need, why, sizeof(why)), -EBADMSG);
     CHECK_EQ_INT(erofs_image_parse(buf, 1100, &info, &need, why, sizeof(why)), -EBADMSG);
+    /* RAFS v5: its own magic at offset 0, no erofs superblock. */
+    make_image(buf, 1, 11);
+    memset(buf, 0, 2048);
+    memcpy(buf, "SFAR", 4);
+    CHECK_EQ_INT(erofs_image_parse(buf, sizeof(buf), &info, &need, why, sizeof(why)), -ENOTSUP);
+    CHECK(strstr(why, "RAFS v5 is not supported (v6 only)") != NULL);
     /* A tag with control characters is refused (it becomes a cache path). */
     make_image(buf, 1, 11);
     buf[1408 + 2] = '\n';

@@ -420,6 +420,47 @@ static void test_flips(void)
     }
 }
 
+/* Sizes that the chunk count cannot back are refused before anything is allocated for them. */
+static void test_size_bounds(void)
+{
+    uint8_t *b = fresh();
+    /* 2 chunks of at most 1 MiB cannot make a 1 TiB blob (nor fill its cache file). */
+    tu_put64(b + B_USIZE, 1ull << 40);
+    tu_put32(b + SLOT0 + 64, (uint32_t)((1ull << 40) / 4096));
+    EXPECT(b, -EBADMSG, "uncompressed_size @4192: 1099511627776 bytes is more than its 2 chunks of at most 1048576 bytes hold");
+    /* 10 chunks need 10 blocks at least; the blob has 9. */
+    memcpy(b, fixture, fixture_len);
+    tu_put32(b + B_COUNT, 10);
+    tu_put64(b + B_CI_USIZE, 160);
+    EXPECT(b, -EBADMSG, "chunk_count @4168: 10 chunks do not fit its uncompressed_size 36864");
+    /* A BATCH ci table of 1 GiB for 2 chunks: at most 2 entries and 2 contexts are real. */
+    memcpy(b, fixture, fixture_len);
+    tu_put32(b + B_FEATURES, 0x700000a5);
+    tu_put64(b + B_CI_USIZE, 1ull << 30);
+    EXPECT(b, -EBADMSG, "ci_uncompressed_size @4224: 1073741824 is more than 2 entries and their contexts can fill (128 bytes)");
+    tu_put64(b + B_CI_USIZE, 128);
+    EXPECT(b, 0, NULL);
+    /* ZRAN: a dictionary of up to 32 KiB per context. */
+    memcpy(b, fixture, fixture_len);
+    tu_put32(b + B_FEATURES, 0x7000003d);
+    for (int i = 0; i < 32; i++)
+        b[B_META_DIGEST + i] = (uint8_t)(0xa0 + i);
+    tu_put64(b + B_CI_USIZE, 1ull << 30);
+    EXPECT(b, -EBADMSG, "ci_uncompressed_size @4224: 1073741824 is more than 2 entries");
+    free(b);
+}
+
+/* A RAFS v5 bootstrap (magic 'RAFS' at offset 0, no erofs superblock) is named as such. */
+static void test_rafs_v5(void)
+{
+    uint8_t *b = fresh();
+    memset(b, 0, 8192);
+    tu_put32(b, RAFS_V5_SUPER_MAGIC);
+    tu_put32(b + 4, 0x500);
+    EXPECT(b, -ENOTSUP, "RAFS v5 is not supported (v6 only)");
+    free(b);
+}
+
 int main(void)
 {
     fixture = tu_fixture(FIXTURE_BOOT, &fixture_len);
@@ -435,6 +476,8 @@ int main(void)
     RUN(test_id_valid);
     RUN(test_truncation);
     RUN(test_flips);
+    RUN(test_size_bounds);
+    RUN(test_rafs_v5);
     free(fixture);
     return TEST_EXIT();
 }
