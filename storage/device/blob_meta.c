@@ -88,6 +88,17 @@ uint64_t blob_meta_cache_size(const RafsBlob *rb)
     return cfn_align_up(rb->ci_uncompressed_size, RAFS_BLOCK_SIZE) + RAFS_CI_HEADER_SIZE;
 }
 
+/* The largest ci of `entries` entries and `contexts` batch/zran contexts (with their dictionaries). */
+static uint64_t ci_most(const RafsBlob *rb, uint64_t entries, uint64_t contexts)
+{
+    if (rb->features & RAFS_BLOB_ZRAN)
+        return entries * sizeof(struct rafs_chunk_info_v2_disk) +
+               contexts * (sizeof(struct rafs_zran_ctx_disk) + RAFS_ZRAN_MAX_DICT_SIZE);
+    if (rb->features & RAFS_BLOB_BATCH)
+        return entries * sizeof(struct rafs_chunk_info_v2_disk) + contexts * sizeof(struct rafs_batch_ctx_disk);
+    return UINT64_MAX;      /* V1/V2 sizes are exact, checked with the bootstrap */
+}
+
 /* validate_header(): the header must describe the table the bootstrap names. */
 static int check_header(const RafsBlob *rb, const struct rafs_ci_header_disk *h, uint64_t base, const char *src,
                         char *why, size_t why_len)
@@ -132,12 +143,21 @@ static int check_header(const RafsBlob *rb, const struct rafs_ci_header_disk *h,
         if (count * sizeof(struct rafs_zran_ctx_disk) > size)
             return BAD("blob %s %s meta header s_ci_zran_count @%" PRIu64 ": %" PRIu64 " contexts do not fit s_ci_zran_size %" PRIu64,
                        rb->id, src, HOFF(s_ci_zran_count), count, size);
+        if (size > count * (sizeof(struct rafs_zran_ctx_disk) + RAFS_ZRAN_MAX_DICT_SIZE))
+            return BAD("blob %s %s meta header s_ci_zran_size @%" PRIu64 ": %" PRIu64 " bytes for %" PRIu64 " contexts "
+                       "of at most 32 KiB of dictionary each", rb->id, src, HOFF(s_ci_zran_size), size, count);
     } else if (rb->features & RAFS_BLOB_BATCH) {
-        if (off < n * sizeof(struct rafs_chunk_info_v2_disk) || off > ci ||
+        if (off < n * sizeof(struct rafs_chunk_info_v2_disk) || off > ci || count > n ||
             count * sizeof(struct rafs_batch_ctx_disk) > ci - off)
             return BAD("blob %s %s meta header s_ci_zran_offset @%" PRIu64 ": %" PRIu64 " batch contexts at %" PRIu64 " are outside the ci after its entries (%" PRIu64 " bytes)",
                        rb->id, src, HOFF(s_ci_zran_offset), count, off, ci);
     }
+    /* What the header says the ci holds bounds its size, before anything is decompressed. */
+    uint64_t most = ci_most(rb, le32toh(h->s_ci_entries), count);
+    if (ci > most)
+        return BAD("blob %s %s meta header: %" PRIu64 " entries and %" PRIu64 " contexts fill at most %" PRIu64
+                   " bytes, not ci_uncompressed_size %" PRIu64, rb->id, src, (uint64_t)le32toh(h->s_ci_entries), count,
+                   most, ci);
     return 0;
 #undef HOFF
 }
@@ -378,6 +398,23 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
     return 0;
 }
 
+/*
+ * The cache file (uncompressed_size) ends with the last chunk: a larger size
+ * is a cache file and per-chunk state no chunk will ever fill. ZRAN chunks
+ * follow the tar stream, whose end (padding, trailer) may lie up to a chunk
+ * beyond its last file data.
+ */
+static int check_blob_end(const RafsBlob *rb, const BlobInfo *blob, char *why, size_t why_len)
+{
+    const BlobChunkInfo *last = &blob->chunks[rb->chunk_count - 1];
+    uint64_t end = cfn_align_up(last->uncompressed_offset + last->uncompressed_size, RAFS_BLOCK_SIZE);
+    uint64_t slack = (rb->features & RAFS_BLOB_ZRAN) ? rb->chunk_size : 0;
+    if (rb->uncompressed_size > end + slack)
+        return BAD("blob %s: uncompressed_size %" PRIu64 " runs past its last chunk, which ends at %" PRIu64, rb->id,
+                   rb->uncompressed_size, end);
+    return 0;
+}
+
 /* Check the header, take ownership of `ci`, decode. On success blob owns the private state. */
 static int finish(const RafsBlob *rb, uint8_t *ci, const void *header, uint64_t header_at, const char *src,
                   BlobInfo *blob, char *why, size_t why_len)
@@ -399,6 +436,9 @@ static int finish(const RafsBlob *rb, uint8_t *ci, const void *header, uint64_t 
     if (r < 0)
         goto fail;
     r = decode_chunks(rb, m, blob, why, why_len);
+    if (r < 0)
+        goto fail;
+    r = check_blob_end(rb, blob, why, why_len);
     if (r < 0)
         goto fail;
 
@@ -434,6 +474,10 @@ int blob_meta_parse(CodecCtx *codec, const RafsBlob *rb, const void *buf, size_t
                    rb->id, len, rb->ci_compressed_size, rb->ci_offset);
 
     size_t csize = (size_t)rb->ci_compressed_size, usize = (size_t)rb->ci_uncompressed_size;
+    /* The plaintext header names what the table holds: check it before decompressing anything. */
+    r = check_header(rb, (const void *)((const uint8_t *)buf + csize), rb->ci_offset + csize, "blob", why, why_len);
+    if (r < 0)
+        return r;
     uint8_t *ci = malloc(usize);
     if (!ci)
         return -ENOMEM;

@@ -291,6 +291,9 @@ static void test_v1_rules(void)
     c[2].coff = 50;
     EXPECT(&s, -EBADMSG, "ci[2] (ci byte 32): compressed offset 50 is below ci[1]'s 100");
     RESET();
+    s.uncompressed_size = 0x5000;
+    EXPECT(&s, -EBADMSG, "uncompressed_size 20480 runs past its last chunk, which ends at 16384");
+    RESET();
     c[1].usize = c[1].csize = 2 * MiB;
     s.uncompressed_size = 3 * MiB;     /* the most 3 chunks of 1 MiB can hold */
     EXPECT(&s, -EBADMSG, "ci[1] (ci byte 16): uncompressed size 2097152 exceeds the chunk size 1048576");
@@ -511,6 +514,37 @@ static void test_batch(void)
     meta_free(&m);
 }
 
+/*
+ * A ci table that zstd squeezes into a few KiB but that claims 64 MiB: its
+ * header names 3 entries and 1 batch context, so it is refused before a
+ * byte is decompressed (or written to work_dir). IS_CHUNKDICT_GENERATED
+ * takes the bootstrap's own size check out of the way.
+ */
+static void test_ci_bomb(void)
+{
+    size_t pad = 64u << 20;
+    uint8_t *ctx = calloc(1, 40 + pad);
+    batch_ctx(ctx, 60, 300);
+    Spec s = batch_spec(batch_chunks, ctx);
+    s.features |= RAFS_BLOB_IS_CHUNKDICT_GENERATED;
+    s.ci_comp = BLOB_COMP_ZSTD;
+    s.extra_len = 40 + pad;
+    Meta m;
+    BlobInfo *b;
+    char why[256] = "";
+    build(&s, &m);
+    free(ctx);
+    CHECK(m.csize < 64 * 1024);
+    CHECK_EQ_INT(parse(&m, m.len, &b, why, sizeof(why)), -EBADMSG);
+    if (!strstr(why, "3 entries and 1 contexts fill at most 112 bytes, not ci_uncompressed_size 67108976")) {
+        fprintf(stderr, "unexpected: %s\n", why);
+        CHECK(!"ci bomb message");
+    }
+    fprintf(stderr, "%zu-byte ci claiming %" PRIu64 " bytes: %s\n", m.csize, m.rb.ci_uncompressed_size, why);
+    blob_info_free(b);
+    meta_free(&m);
+}
+
 static void test_batch_rules(void)
 {
     Chunk c[3];
@@ -696,6 +730,9 @@ static void test_zran_rules(void)
     RESET();
     s.data_size = 1499;
     EXPECT(&s, -EBADMSG, "zran context 1 (ci byte 112): input [1000, +500)");
+    RESET();
+    s.zran_count = 0;
+    EXPECT(&s, -EBADMSG, "s_ci_zran_size @");
 #undef RESET
 }
 
@@ -845,6 +882,7 @@ int main(void)
     RUN(test_v2_rules);
     RUN(test_batch);
     RUN(test_batch_rules);
+    RUN(test_ci_bomb);
     RUN(test_zran);
     RUN(test_zran_rules);
     RUN(test_unsupported);
