@@ -25,6 +25,7 @@ typedef struct Walker {
     uint64_t *queue;                /* directories still to read */
     size_t q_len, q_cap;
     uint8_t block[EROFS_BLKSIZ];
+    uint64_t walked;                /* directory and chunk-index bytes read so far */
     char *why;
     size_t why_len;
 } Walker;
@@ -115,6 +116,67 @@ static int read_inode(Walker *w, uint64_t nid, Inode *ino)
     return 0;
 }
 
+/*
+ * Directory blocks and chunk indexes are distinct bytes of the image, so
+ * walking more of them than the image holds means inodes that lie about
+ * their sizes or share one area over and over: stop before that costs a
+ * pass over the image per inode.
+ */
+static int walk_budget(Walker *w, const Inode *ino, uint64_t bytes)
+{
+    if (bytes > w->size - w->walked)
+        return bad(w, "inode %llu: its %llu bytes of %s take the metadata walked past the %llu-byte image",
+                   (unsigned long long)ino->nid, (unsigned long long)bytes,
+                   S_ISDIR(ino->mode) ? "directory" : "chunk indexes", (unsigned long long)w->size);
+    w->walked += bytes;
+    return 0;
+}
+
+/* Chunk-based file: its indexes, read a block at a time, name the data blocks on device 0. */
+static int chunk_data(Walker *w, const Inode *ino)
+{
+    unsigned chunkbits = EROFS_BLKSIZ_BITS + (ino->u & EROFS_CHUNK_FORMAT_BLKBITS_MASK);
+    if (chunkbits > 40)
+        return bad(w, "inode %llu: chunk size 2^%u", (unsigned long long)ino->nid, chunkbits);
+    uint64_t chunk = 1ull << chunkbits;
+    uint64_t nchunks = cfn_align_up(ino->size, chunk) >> chunkbits;
+    bool indexes = ino->u & EROFS_CHUNK_FORMAT_INDEXES;
+    uint32_t unit = indexes ? sizeof(struct erofs_inode_chunk_index_disk) : 4;
+    uint64_t pos = cfn_align_up(ino->pos + ino->isize + ino->xsize, unit);
+    if (pos > w->size || nchunks > (w->size - pos) / unit)
+        return bad(w, "inode %llu: %llu chunk indexes at %llu run past the end of the image",
+                   (unsigned long long)ino->nid, (unsigned long long)nchunks, (unsigned long long)pos);
+    int r = walk_budget(w, ino, nchunks * unit);
+    if (r < 0)
+        return r;
+    const uint32_t per_read = EROFS_BLKSIZ / unit;
+    for (uint64_t i = 0; i < nchunks; i += per_read) {
+        uint32_t n = (uint32_t)CFN_MIN((uint64_t)per_read, nchunks - i);
+        if ((r = read_at(w, w->block, (size_t)n * unit, pos + i * unit)) < 0)
+            return r;
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t blk;
+            unsigned device = 0;
+            if (indexes) {
+                struct erofs_inode_chunk_index_disk ci;
+                memcpy(&ci, w->block + (size_t)k * unit, sizeof(ci));
+                blk = le32toh(ci.blkaddr);
+                device = le16toh(ci.device_id) & 0xff;
+            } else {
+                uint32_t le;
+                memcpy(&le, w->block + (size_t)k * unit, sizeof(le));
+                blk = le32toh(le);
+            }
+            if (blk == EROFS_NULL_ADDR || device != 0)
+                continue;   /* a hole, or data on another device */
+            uint64_t len = CFN_MIN(chunk, ino->size - (i + k) * chunk);
+            if ((r = mark_data(w, blk, cfn_align_up(len, EROFS_BLKSIZ) / EROFS_BLKSIZ)) < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
 static int file_data(Walker *w, const Inode *ino)
 {
     uint64_t nblocks = cfn_align_up(ino->size, EROFS_BLKSIZ) / EROFS_BLKSIZ;
@@ -124,39 +186,8 @@ static int file_data(Walker *w, const Inode *ino)
     case EROFS_INODE_FLAT_INLINE:
         /* The last block is the inline tail, in the inode area. */
         return nblocks > 1 ? mark_data(w, ino->u, nblocks - 1) : 0;
-    case EROFS_INODE_CHUNK_BASED: {
-        unsigned chunkbits = EROFS_BLKSIZ_BITS + (ino->u & EROFS_CHUNK_FORMAT_BLKBITS_MASK);
-        if (chunkbits > 40)
-            return bad(w, "inode %llu: chunk size 2^%u", (unsigned long long)ino->nid, chunkbits);
-        uint64_t chunk = 1ull << chunkbits;
-        uint64_t nchunks = cfn_align_up(ino->size, chunk) >> chunkbits;
-        bool indexes = ino->u & EROFS_CHUNK_FORMAT_INDEXES;
-        uint32_t unit = indexes ? sizeof(struct erofs_inode_chunk_index_disk) : 4;
-        uint64_t pos = cfn_align_up(ino->pos + ino->isize + ino->xsize, unit);
-        for (uint64_t i = 0; i < nchunks; i++) {
-            uint32_t blk;
-            unsigned device = 0;
-            int r;
-            if (indexes) {
-                struct erofs_inode_chunk_index_disk ci;
-                if ((r = read_at(w, &ci, sizeof(ci), pos + i * unit)) < 0)
-                    return r;
-                blk = le32toh(ci.blkaddr);
-                device = le16toh(ci.device_id) & 0xff;
-            } else {
-                uint32_t le;
-                if ((r = read_at(w, &le, sizeof(le), pos + i * unit)) < 0)
-                    return r;
-                blk = le32toh(le);
-            }
-            if (blk == EROFS_NULL_ADDR || device != 0)
-                continue;   /* a hole, or data on another device */
-            uint64_t len = CFN_MIN(chunk, ino->size - i * chunk);
-            if ((r = mark_data(w, blk, cfn_align_up(len, EROFS_BLKSIZ) / EROFS_BLKSIZ)) < 0)
-                return r;
-        }
-        return 0;
-    }
+    case EROFS_INODE_CHUNK_BASED:
+        return chunk_data(w, ino);
     default:
         return 0;   /* compressed: pclusters stay with the metadata (prefilled) */
     }
@@ -186,12 +217,15 @@ static int dir_entries(Walker *w, const Inode *ino)
     if (ino->layout != EROFS_INODE_FLAT_PLAIN && ino->layout != EROFS_INODE_FLAT_INLINE)
         return bad(w, "directory nid %llu has layout %u", (unsigned long long)ino->nid, ino->layout);
     uint64_t nblocks = cfn_align_up(ino->size, EROFS_BLKSIZ) / EROFS_BLKSIZ;
+    int r = walk_budget(w, ino, ino->size);
+    if (r < 0)
+        return r;
     for (uint64_t b = 0; b < nblocks; b++) {
         uint32_t len = (uint32_t)CFN_MIN((uint64_t)EROFS_BLKSIZ, ino->size - b * EROFS_BLKSIZ);
         uint64_t pos = (ino->layout == EROFS_INODE_FLAT_INLINE && b == nblocks - 1)
                            ? ino->pos + ino->isize + ino->xsize
                            : ((uint64_t)ino->u + b) * EROFS_BLKSIZ;
-        int r = read_at(w, w->block, len, pos);
+        r = read_at(w, w->block, len, pos);
         if (r < 0)
             return r;
         struct erofs_dirent_disk de;
