@@ -248,7 +248,8 @@ static bool object_prefetch_step(CachefilesFrontend *fe, CfObject *obj)
     const Config *cfg = fe_daemon(fe)->cfg;
     if (fe->stopping || obj->closed)
         return true;
-    uint64_t size = blob_cache_blob(obj->cache)->uncompressed_size;
+    const BlobInfo *blob = blob_cache_blob(obj->cache);
+    uint64_t size = blob_readable_end(blob);    /* a cut blob has nothing to fetch past its object */
     /* One backend read, and small enough for the prefetch budget (or it would never start). */
     uint64_t step = CFN_MIN((uint64_t)cfg->merge_limit, cfg->max_inflight_bytes / 4);
     step = CFN_MAX(cfn_align_down(step, CFN_PAGE_SIZE), (uint64_t)CFN_PAGE_SIZE);
@@ -269,6 +270,10 @@ static bool object_prefetch_step(CachefilesFrontend *fe, CfObject *obj)
         log_warn("prefetch of %s (object %" PRIu32 ") stopped after %.2f s: %" PRIu64
                  " range(s) failed; reads fetch what is missing on demand", obj->name, obj->object_id, secs,
                  obj->pf_failed);
+    else if (blob->cut)
+        log_warn("prefetch of %s (object %" PRIu32 ") stopped after %.2f s at byte %" PRIu64 ", where its object "
+                 "ends; the image declares %" PRIu64 " bytes", obj->name, obj->object_id, secs, size,
+                 blob->uncompressed_size);
     else
         log_info("prefetch of %s (object %" PRIu32 ") done: %.1f MiB in %.2f s", obj->name, obj->object_id,
                  (double)size / (1 << 20), secs);

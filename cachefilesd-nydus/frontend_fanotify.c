@@ -76,7 +76,7 @@ typedef struct FanBlob {
     ino_t ino;
     BlobCache *cache;
     const BlobInfo *info;
-    uint8_t *ready;                 /* per chunk: known to be in the file */
+    SegArray ready;                 /* per chunk, 1: known to be in the file (segments on first touch) */
     uint32_t ready_chunks;
     bool marked;
     unsigned refs;
@@ -126,7 +126,7 @@ typedef struct JobBlob {
     BlobInfo *info;                 /* owned until a BlobCache takes it */
     FanBlob *blob;                  /* shared one, or the new one once created */
     int fd;
-    uint8_t *ready;
+    SegArray ready;
     int ready_count;
     dev_t dev;
     ino_t ino;
@@ -257,7 +257,7 @@ static void blob_released(void *arg)
 {
     FanBlob *b = arg;
     close(b->fd);
-    free(b->ready);
+    seg_array_clear(&b->ready);
     free(b);
 }
 
@@ -277,24 +277,34 @@ static void blob_unref(FanBlob *b)
     blob_cache_close(b->cache, blob_released, b);
 }
 
+/* Every byte of the blob is in the file. A cut blob never is: past the cut only errors may answer. */
+static bool blob_complete(const FanBlob *b)
+{
+    return b->ready_chunks == b->info->chunk_count && !b->info->cut;
+}
+
 static bool blob_range_ready(const FanBlob *b, uint64_t off, uint64_t end)
 {
     const BlobInfo *info = b->info;
+    if (info->cut && end > info->cut_at)
+        return false;       /* nothing can fill it: the fill fails and the reader gets EIO */
     if (b->ready_chunks == info->chunk_count)
         return true;
     for (uint32_t i = blob_chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
-        if (!b->ready[i])
+        if (!seg_array_u8(&b->ready, i))
             return false;
     return true;
 }
 
 static void blob_check_complete(FanBlob *b)
 {
+    if (b->info->cut)
+        return;
     if (b->marked && (b->ready_chunks == b->info->chunk_count ||
                       blob_cache_ready_chunks(b->cache) >= b->info->chunk_count)) {
-        /* Nothing left to fill: stop paying an event round trip per read. */
+        /* Nothing left to fill: stop paying an event round trip per read (and keeping a bitmap). */
         b->ready_chunks = b->info->chunk_count;
-        memset(b->ready, 1, b->info->chunk_count);
+        seg_array_reset(&b->ready);
         blob_unmark(b);
         b->fe->stats.marks_removed++;
         log_info("fanotify: blob %s is complete; mark removed", b->name);
@@ -304,11 +314,12 @@ static void blob_check_complete(FanBlob *b)
 static void blob_set_ready(FanBlob *b, uint64_t off, uint64_t end)
 {
     const BlobInfo *info = b->info;
+    if (b->ready_chunks == info->chunk_count)
+        return;             /* all present: the bitmap is gone */
     for (uint32_t i = blob_chunk_lower_bound(info, off); i < info->chunk_count && info->chunks[i].uncompressed_offset < end; i++)
-        if (!b->ready[i]) {
-            b->ready[i] = 1;
+        /* Without memory for the bit the chunk only looks missing: a later read re-checks it. */
+        if (!seg_array_u8(&b->ready, i) && seg_array_set_u8(&b->ready, i, 1) == 0)
             b->ready_chunks++;
-        }
     blob_check_complete(b);
 }
 
@@ -386,7 +397,7 @@ static void blob_readahead(FanBlob *b, uint64_t end)
 {
     FanFrontend *fe = b->fe;
     const Config *cfg = fe_daemon(fe)->cfg;
-    uint64_t ra = cfg->fanotify_readahead, size = b->info->uncompressed_size;
+    uint64_t ra = cfg->fanotify_readahead, size = blob_readable_end(b->info);
     if (!ra || fe->stopping || !b->marked || end >= size)
         return;
     uint64_t step = CFN_MAX((uint64_t)cfg->read_window, (uint64_t)CFN_PAGE_SIZE);
@@ -433,7 +444,7 @@ static void blob_prefetch_step(FanBlob *b)
 {
     FanFrontend *fe = b->fe;
     const Config *cfg = fe_daemon(fe)->cfg;
-    uint64_t size = b->info->uncompressed_size, budget = cfg->max_inflight_bytes / 4;
+    uint64_t size = blob_readable_end(b->info), budget = cfg->max_inflight_bytes / 4;
     uint64_t step = CFN_MAX(cfn_align_down(CFN_MIN((uint64_t)cfg->merge_limit, budget), CFN_PAGE_SIZE),
                             (uint64_t)CFN_PAGE_SIZE);
     unsigned max_fills = (unsigned)CFN_MAX(budget / step, 1u);
@@ -469,6 +480,9 @@ static void blob_prefetch_step(FanBlob *b)
     else if (b->pf_failed)
         log_warn("fanotify: prefetch of %s stopped after %.2f s: %" PRIu64 " range(s) failed; reads fetch what "
                  "is missing on demand", b->name, secs, b->pf_failed);
+    else if (b->info->cut)
+        log_warn("fanotify: prefetch of %s stopped after %.2f s at byte %" PRIu64 ", where its object ends; the "
+                 "image declares %" PRIu64 " bytes", b->name, secs, size, b->info->uncompressed_size);
     else
         log_info("fanotify: prefetch of %s done: %.1f MiB in %.2f s", b->name, (double)size / (1 << 20), secs);
 }
@@ -557,7 +571,7 @@ static void handle_event(FanFrontend *fe, const FanotifyEvent *ev)
     b->events++;
     uint64_t size = b->info->uncompressed_size;
     if (!ev->has_range) {
-        if (b->ready_chunks == b->info->chunk_count) {
+        if (blob_complete(b)) {
             respond(fe, ev->fd, FAN_ALLOW, t0);
         } else {
             log_error("fanotify: event on %s without a range record: denied", b->name);
@@ -744,7 +758,7 @@ static void job_finish(FanJob *job)
         if (jb->fd >= 0)
             close(jb->fd);                  /* opened, but the blob turned out to be served already */
         blob_info_free(jb->info);
-        free(jb->ready);
+        seg_array_clear(&jb->ready);
     }
     if (job->result < 0)
         log_error("fanotify: %s %s on %s failed: %s", what, job->image ? job->image->fsid : "?", job->mountpoint,
@@ -914,7 +928,8 @@ static void job_files_done(WorkItem *item)
         b->fd = CFN_TAKE_FD(jb->fd);
         b->dev = jb->dev;
         b->ino = jb->ino;
-        b->ready = CFN_TAKE_PTR(jb->ready);
+        b->ready = jb->ready;
+        jb->ready = (SegArray){ 0 };
         b->ready_chunks = (uint32_t)jb->ready_count;
         b->refs = 1;                /* the job's */
         snprintf(b->path, sizeof(b->path), "%s", jb->path);
@@ -924,7 +939,7 @@ static void job_files_done(WorkItem *item)
         b->next = *bucket;
         *bucket = b;
         /* An inherited group may still hold an old mark: take it over, so completion removes it. */
-        if (b->ready_chunks < b->info->chunk_count || fe->adopted) {
+        if (!blob_complete(b) || fe->adopted) {
             /* Marked before the mount opens it: the mount's file is then in pre-content mode. */
             if (fanotify_mark(fe->group, FAN_MARK_ADD, FAN_PRE_ACCESS, b->fd, NULL) < 0) {
                 r = -errno;
@@ -1041,15 +1056,14 @@ static void job_files_work(WorkItem *item, void *ctx)
         jb->ino = st.st_ino;
         if (job->plain && job->kind == JOB_MOUNT && prefill_metadata(job, jb) < 0)
             return;
-        jb->ready = calloc(info->chunk_count ? info->chunk_count : 1, 1);
-        if (!jb->ready) {
+        if (seg_array_init(&jb->ready, info->chunk_count, 1) < 0) {
             job_fail(job, -ENOMEM, "out of memory");
             return;
         }
         /* What an earlier run wrote is still there: do not fetch it again. */
-        jb->ready_count = cache_file_scan_ready(jb->fd, info, jb->ready);
+        jb->ready_count = cache_file_scan_ready(jb->fd, info, &jb->ready);
         if (jb->ready_count < 0) {
-            memset(jb->ready, 0, info->chunk_count);
+            seg_array_reset(&jb->ready);
             jb->ready_count = 0;
         }
     }

@@ -271,6 +271,34 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
     return -ENOENT;
 }
 
+/* Worker: the raw blob's chunk table, one entry per raw_chunk_size of the bytes that exist. */
+static void raw_table_work(WorkItem *item, void *ctx)
+{
+    BlobOpenRequest *req = cfn_container_of(item, BlobOpenRequest, work);
+    req->res = blob_info_new_raw_cut(&req->blob, req->src.backend_id, req->size, req->object_size,
+                                     req->reg->cfg->raw_chunk_size);
+    if (req->res < 0)
+        snprintf(req->why, sizeof(req->why), "cannot describe a %" PRIu64 "-byte blob: %s", req->size,
+                 strerror(-req->res));
+}
+
+static void raw_table_done(WorkItem *item)
+{
+    BlobOpenRequest *req = cfn_container_of(item, BlobOpenRequest, work);
+    req->done(req, req->res);
+}
+
+/* A size the image (or for a plain image, its file) declares must stay within max_blob_size. */
+static int check_blob_size(BlobOpenRequest *req, const char *what, uint64_t size)
+{
+    uint64_t max = req->reg->cfg->max_blob_size;
+    if (size <= max)
+        return 0;
+    snprintf(req->why, sizeof(req->why), "%s %" PRIu64 " bytes, more than max_blob_size (%" PRIu64
+             " bytes); raise max_blob_size if the image is right", what, size, max);
+    return -EFBIG;
+}
+
 static void open_blob_sized(BackendRequest *breq, int res)
 {
     BlobOpenRequest *req = cfn_container_of(breq, BlobOpenRequest, breq);
@@ -282,6 +310,11 @@ static void open_blob_sized(BackendRequest *breq, int res)
     }
     /* The size the image declares wins: the cache file size must be deterministic. */
     uint64_t size = src->declared_size ? src->declared_size : breq->size;
+    int r = check_blob_size(req, src->declared_size ? "the image declares" : "the object is", size);
+    if (r < 0) {
+        req->done(req, r);
+        return;
+    }
     /*
      * erofs images and their raw data blobs are whole 4 KiB blocks. A partial
      * last block means the blob was cut short: serve only the whole blocks so
@@ -293,16 +326,14 @@ static void open_blob_sized(BackendRequest *breq, int res)
                  src->backend_id, size, size % CFN_PAGE_SIZE);
         size = cfn_align_down(size, CFN_PAGE_SIZE);
     }
+    /* A cut blob: the cache file keeps the declared size, the chunk table only what exists. */
     if (src->declared_size && breq->size < src->declared_size)
         snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes but the image declares %" PRIu64
                  "; reads past its end will fail", src->backend_id, breq->size, src->declared_size);
-    int r = blob_info_new_raw(&req->blob, src->backend_id, size, req->reg->cfg->raw_chunk_size);
-    if (r < 0) {
-        snprintf(req->why, sizeof(req->why), "cannot describe a %" PRIu64 "-byte blob: %s", size, strerror(-r));
-        req->done(req, r);
-        return;
-    }
-    req->done(req, 0);
+    req->size = size;
+    req->object_size = src->declared_size ? breq->size : size;
+    req->work = (WorkItem){ .work = raw_table_work, .done = raw_table_done };
+    workpool_submit(req->reg->pool, &req->work);
 }
 
 static const Image *image_of_rafs_blob(const ImageRegistry *reg, const RafsBlob *rb)
@@ -357,6 +388,11 @@ void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
     req->blob = NULL;
     req->why[0] = '\0';
     if (req->src.rafs_blob) {
+        int r = check_blob_size(req, "the image declares", req->src.rafs_blob->uncompressed_size);
+        if (r < 0) {
+            req->done(req, r);
+            return;
+        }
         req->nydus = (NydusBlobOpen){
             .loop = reg->loop, .pool = reg->pool, .backend = req->src.backend,
             .backend_id = req->src.backend_id, .rb = req->src.rafs_blob,

@@ -34,7 +34,9 @@ typedef struct BlobSource {
 
 /*
  * Describe the blob a BlobSource names: its size and chunk table. Raw blobs
- * get uniform chunks; nydus blobs get the table from their blob meta. The
+ * get uniform chunks; nydus blobs get the table from their blob meta. Sizes
+ * above max_blob_size are refused (-EFBIG); a raw blob shorter than declared
+ * gets chunks only for what its object holds (BlobInfo.cut). The
  * request's done() runs later on the loop thread exactly once; on success
  * req->blob is set and owned by the caller.
  */
@@ -49,6 +51,9 @@ struct BlobOpenRequest {
     ImageRegistry *reg;
     BackendRequest breq;
     NydusBlobOpen nydus;
+    WorkItem work;                  /* a raw blob's chunk table is built on a worker */
+    uint64_t size, object_size;
+    int res;
 };
 void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req);
 

@@ -9,11 +9,12 @@
 
 #include "cache_file.h"
 #include "chunk_group.h"
+#include "storage/util/seg_array.h"
 #include "storage/codec/codec.h"
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
 
-/* CHUNK_READY is 1 so that cache_file_scan_ready() can mark the state array directly. */
+/* CHUNK_READY is 1 so that cache_file_scan_ready() can mark the state array directly. Untouched chunks read 0. */
 enum chunk_state { CHUNK_MISSING = 0, CHUNK_READY = 1, CHUNK_INFLIGHT = 2 };
 
 typedef struct Fetch Fetch;
@@ -75,8 +76,8 @@ struct BlobCache {
     atomic_bool closed;
     uint32_t inflight_fetches;
     uint32_t ready_chunks;
-    uint8_t *state;
-    Fetch **inflight;
+    SegArray state;                 /* enum chunk_state per chunk, allocated where touched */
+    SegArray inflight;              /* Fetch * per CHUNK_INFLIGHT chunk */
     void (*released)(void *arg);
     void *released_arg;
 };
@@ -424,8 +425,8 @@ static void blob_cache_maybe_release(BlobCache *bc)
     released(bc->released_arg);
     blob_info_free(bc->blob);
     free(bc->backend_id);
-    free(bc->state);
-    free(bc->inflight);
+    seg_array_clear(&bc->state);
+    seg_array_clear(&bc->inflight);
     pthread_mutex_destroy(&bc->write_lock);
     free(bc);
 }
@@ -441,14 +442,15 @@ static void fetch_finish(Fetch *f)
             continue;       /* ready before this fetch, not ours */
         int r = f->result < 0 ? f->result : f->chunk_res[i - f->first];
         bad_data |= f->result == 0 && r < 0 && r != -ESHUTDOWN;
-        bc->inflight[i] = NULL;
+        /* Both segments exist: fetch_add_group() made them. */
+        seg_array_set_ptr(&bc->inflight, i, NULL);
         if (r == 0) {
-            bc->state[i] = CHUNK_READY;
+            seg_array_set_u8(&bc->state, i, CHUNK_READY);
             bc->ready_chunks++;
             svc->stats.chunks_written++;
             svc->stats.bytes_written += bc->blob->chunks[i].uncompressed_size;
         } else {
-            bc->state[i] = CHUNK_MISSING;   /* a later request may try again */
+            seg_array_set_u8(&bc->state, i, CHUNK_MISSING);   /* a later request may try again */
             svc->stats.chunk_errors++;
         }
     }
@@ -591,7 +593,7 @@ static bool fetch_split(Fetch *f)
         subs = s->next_queued;
         for (uint32_t k = s->first; k <= s->last; k++)
             if (s->chunk_res[k - s->first] != CHUNK_RES_SKIP)
-                bc->inflight[k] = s;
+                seg_array_set_ptr(&bc->inflight, k, s);
         fetch_enqueue(svc, s);
     }
     return true;
@@ -770,6 +772,10 @@ static bool can_extend(const BlobCache *bc, const Fetch *f, const ChunkGroup *g)
  */
 static Fetch *fetch_add_group(BlobCache *bc, Fetch *f, const ChunkGroup *g)
 {
+    /* The members' state segments first: nothing below may then fail half-way. */
+    for (uint32_t k = g->first; k <= g->last; k++)
+        if (!seg_array_at(&bc->state, k) || !seg_array_at(&bc->inflight, k))
+            return NULL;
     uint32_t first = f ? f->first : g->first;
     Fetch *n = realloc(f, sizeof(*n) + sizeof(int) * (g->last - first + 1));
     if (!n)
@@ -783,15 +789,15 @@ static Fetch *fetch_add_group(BlobCache *bc, Fetch *f, const ChunkGroup *g)
     } else if (n != f) {
         for (uint32_t k = n->first; k <= n->last; k++)
             if (n->chunk_res[k - first] != CHUNK_RES_SKIP)
-                bc->inflight[k] = n;
+                seg_array_set_ptr(&bc->inflight, k, n);
     }
     n->clen = (uint32_t)(CFN_MAX(n->coff + n->clen, g->coff + g->clen) - n->coff);
     n->last = g->last;
     /* Ready members stay as they are: the group is decoded whole, but they are not rewritten. */
     for (uint32_t k = g->first; k <= g->last; k++) {
-        if (bc->state[k] == CHUNK_MISSING) {
-            bc->state[k] = CHUNK_INFLIGHT;
-            bc->inflight[k] = n;
+        if (seg_array_u8(&bc->state, k) == CHUNK_MISSING) {
+            seg_array_set_u8(&bc->state, k, CHUNK_INFLIGHT);
+            seg_array_set_ptr(&bc->inflight, k, n);
             n->chunk_res[k - first] = 0;
         } else {
             n->chunk_res[k - first] = CHUNK_RES_SKIP;
@@ -850,11 +856,20 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req)
     if (!bc->scanned) {
         /* What an earlier run (or mount) already wrote stays valid. */
         bc->scanned = true;
-        int n = cache_file_scan_ready(bc->fd, blob, bc->state);
+        int n = cache_file_scan_ready(bc->fd, blob, &bc->state);
         if (n > 0)
             bc->ready_chunks = (uint32_t)n;
         else if (n < 0)
-            memset(bc->state, CHUNK_MISSING, blob->chunk_count);
+            seg_array_reset(&bc->state);
+    }
+    /* A raw blob shorter than its image says has nothing past the cut: never answer that with holes. */
+    if (blob->cut && end > blob->cut_at) {
+        char what[160];
+        snprintf(what, sizeof(what), "[%" PRIu64 ", %" PRIu64 ") lies past byte %" PRIu64 ", where the blob object "
+                 "ends (the image declares %" PRIu64 ")", req->off, end, blob->cut_at, blob->uncompressed_size);
+        request_fail_why(req, bc, what);
+        request_defer(bc, req, -EIO);
+        return;
     }
 
     uint64_t win = svc->cfg.read_window;
@@ -866,11 +881,12 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req)
     int error = 0;
     for (uint32_t i = blob_chunk_lower_bound(blob, win_lo);
          i < blob->chunk_count && blob->chunks[i].uncompressed_offset < win_hi; i++) {
-        if (bc->state[i] == CHUNK_READY)
+        enum chunk_state st = seg_array_u8(&bc->state, i);
+        if (st == CHUNK_READY)
             continue;
-        if (bc->state[i] == CHUNK_INFLIGHT) {
+        if (st == CHUNK_INFLIGHT) {
             /* Group members are in flight together, so this waits on the fetch that has the whole group. */
-            if (chunk_needed(&blob->chunks[i], req->off, end) && (error = waiter_add(bc->inflight[i], req, i)) < 0)
+            if (chunk_needed(&blob->chunks[i], req->off, end) && (error = waiter_add(seg_array_ptr(&bc->inflight, i), req, i)) < 0)
                 break;
             continue;
         }
@@ -921,12 +937,11 @@ int blob_cache_new(BlobCache **ret, CacheService *svc, BlobInfo *blob, Backend *
     bc->backend = backend;
     bc->fd = cache_fd;
     bc->backend_id = strdup(backend_id);
-    bc->state = calloc(blob->chunk_count ? blob->chunk_count : 1, 1);
-    bc->inflight = calloc(blob->chunk_count ? blob->chunk_count : 1, sizeof(*bc->inflight));
-    if (!bc->backend_id || !bc->state || !bc->inflight) {
+    if (!bc->backend_id || seg_array_init(&bc->state, blob->chunk_count, 1) < 0 ||
+        seg_array_init(&bc->inflight, blob->chunk_count, sizeof(Fetch *)) < 0) {
         free(bc->backend_id);
-        free(bc->state);
-        free(bc->inflight);
+        seg_array_clear(&bc->state);
+        seg_array_clear(&bc->inflight);
         free(bc);
         return -ENOMEM;
     }
@@ -946,7 +961,7 @@ bool blob_cache_range_missing(const BlobCache *bc, uint64_t off, uint64_t end)
         return true;
     for (uint32_t i = blob_chunk_lower_bound(blob, off);
          i < blob->chunk_count && blob->chunks[i].uncompressed_offset < end; i++)
-        if (bc->state[i] == CHUNK_MISSING && chunk_needed(&blob->chunks[i], off, end))
+        if (seg_array_u8(&bc->state, i) == CHUNK_MISSING && chunk_needed(&blob->chunks[i], off, end))
             return true;
     return false;
 }

@@ -54,7 +54,7 @@ int cache_file_write(int fd, const void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-int cache_file_scan_ready(int fd, const BlobInfo *blob, uint8_t *ready)
+int cache_file_scan_ready(int fd, const BlobInfo *blob, SegArray *ready)
 {
     int count = 0;
     uint32_t i = 0;
@@ -79,7 +79,8 @@ int cache_file_scan_ready(int fd, const BlobInfo *blob, uint8_t *ready)
             if (end > (uint64_t)hole)
                 break;
             if (ci->uncompressed_offset >= (uint64_t)data) {
-                ready[i] = 1;
+                if (seg_array_set_u8(ready, i, 1) < 0)
+                    return -ENOMEM;
                 count++;
             }
         }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "storage/device/blob.h"
+#include "storage/util/seg_array.h"
 
 /* A 4 KiB-aligned buffer of align_up(len, 4 KiB) bytes whose padding past len is zero. */
 void *cache_buf_alloc(size_t len);
@@ -23,8 +24,9 @@ void *cache_buf_alloc(size_t len);
 int cache_file_write(int fd, const void *buf, size_t len, uint64_t off);
 
 /*
- * Mark in `ready` (one byte per chunk) every chunk whose whole 4 KiB-padded
- * range is already data in the file, using SEEK_DATA/SEEK_HOLE. Returns the
- * number of ready chunks or -errno (then nothing is marked).
+ * Mark in `ready` (one byte per chunk, 1 = ready) every chunk whose whole
+ * 4 KiB-padded range is already data in the file, using SEEK_DATA/SEEK_HOLE.
+ * Returns the number of ready chunks or -errno (then reset `ready`: some
+ * chunks may be marked).
  */
-int cache_file_scan_ready(int fd, const BlobInfo *blob, uint8_t *ready);
+int cache_file_scan_ready(int fd, const BlobInfo *blob, SegArray *ready);

@@ -31,9 +31,17 @@ int blob_info_new(BlobInfo **ret, const char *id, uint32_t chunk_count)
 
 int blob_info_new_raw(BlobInfo **ret, const char *id, uint64_t size, uint32_t chunk_size)
 {
+    return blob_info_new_raw_cut(ret, id, size, size, chunk_size);
+}
+
+int blob_info_new_raw_cut(BlobInfo **ret, const char *id, uint64_t size, uint64_t object_size, uint32_t chunk_size)
+{
     if (chunk_size < CFN_PAGE_SIZE || chunk_size % CFN_PAGE_SIZE)
         return -EINVAL;
-    uint64_t count = (size + chunk_size - 1) / chunk_size;
+    /* A cut block cannot be served whole: the table stops before it. */
+    uint64_t cut = object_size < size ? cfn_align_down(object_size, CFN_PAGE_SIZE) : 0;
+    uint64_t mapped = object_size < size ? cut : size;
+    uint64_t count = (mapped + chunk_size - 1) / chunk_size;
     if (count > UINT32_MAX)
         return -EFBIG;
     BlobInfo *b;
@@ -41,14 +49,16 @@ int blob_info_new_raw(BlobInfo **ret, const char *id, uint64_t size, uint32_t ch
     if (r < 0)
         return r;
     b->raw = true;
-    b->compressed_size = size;
+    b->compressed_size = mapped;
     b->uncompressed_size = size;
     b->chunk_size = chunk_size;
+    b->cut = object_size < size;
+    b->cut_at = cut;
     for (uint32_t i = 0; i < count; i++) {
         uint64_t off = (uint64_t)i * chunk_size;
         BlobChunkInfo *c = &b->chunks[i];
         c->compressed_offset = c->uncompressed_offset = off;
-        c->compressed_size = c->uncompressed_size = (uint32_t)CFN_MIN((uint64_t)chunk_size, size - off);
+        c->compressed_size = c->uncompressed_size = (uint32_t)CFN_MIN((uint64_t)chunk_size, mapped - off);
     }
     *ret = b;
     return 0;

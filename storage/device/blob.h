@@ -73,7 +73,18 @@ typedef struct BlobInfo {
 
     /* Appended by the RAFS readers. */
     uint64_t compressed_data_size;  /* chunk data lies in [0, this) (prefetch range); 0 = compressed_size */
+
+    /*
+     * A raw blob whose object is shorter than its image declares: the chunk
+     * table ends here (4 KiB aligned) and reads past it fail, while the cache
+     * file keeps the declared size.
+     */
+    bool cut;
+    uint64_t cut_at;
 } BlobInfo;
+
+/* Where the data that can really be read ends: cut_at, or the whole blob. */
+static inline uint64_t blob_readable_end(const BlobInfo *b) { return b->cut ? b->cut_at : b->uncompressed_size; }
 
 typedef struct BlobIoDesc {
     uint32_t chunk_index;
@@ -89,6 +100,12 @@ typedef struct BlobIoVec {
 
 /* A raw blob of `size` bytes cut into uniform chunks of `chunk_size`. */
 int blob_info_new_raw(BlobInfo **ret, const char *id, uint64_t size, uint32_t chunk_size);
+/*
+ * The same for a blob declared `size` bytes whose object holds only
+ * `object_size`: when that is less, chunks cover only its whole 4 KiB blocks
+ * (cut_at), so memory follows the bytes that exist, not the declaration.
+ */
+int blob_info_new_raw_cut(BlobInfo **ret, const char *id, uint64_t size, uint64_t object_size, uint32_t chunk_size);
 /* A blob with an empty table of `chunk_count` chunks, filled in by a reader. */
 int blob_info_new(BlobInfo **ret, const char *id, uint32_t chunk_count);
 BlobInfo *blob_info_free(BlobInfo *blob);

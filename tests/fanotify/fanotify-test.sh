@@ -278,6 +278,68 @@ scen_short_blob() {
     daemon_stop
 }
 
+# set_slot_blocks IMAGE SLOT BLOCKS: rewrite a device slot's block count (what the image declares).
+set_slot_blocks() {
+    python3 - "$@" <<'PY'
+import struct, sys
+path, slot, blocks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with open(path, "r+b") as f:
+    f.seek(1024 + 88)
+    slotoff = struct.unpack("<H", f.read(2))[0]
+    f.seek(slotoff * 128 + slot * 128 + 64)
+    f.write(struct.pack("<I", blocks))
+    # The superblock checksum covers the device table: drop COMPAT_SB_CHKSUM rather than recompute it.
+    f.seek(1024 + 8)
+    compat = struct.unpack("<I", f.read(4))[0]
+    f.seek(1024 + 8)
+    f.write(struct.pack("<I", compat & ~1))
+PY
+}
+
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$DPID/status"; }
+
+# An 8 KiB bootstrap whose device slot declares 0xffffffff blocks (16 TiB):
+# refused at once, naming max_blob_size, without per-chunk tables or a
+# 16 TiB cache file. A slot declaring 8 GiB over a 3 MiB blob (within the
+# limit) mounts and reads right, its state following the bytes that exist.
+scen_huge_slot() {
+    make_tree t1 --profile list --file a.bin:1000000 --file b.bin:2000000 --seed 12
+    img_blobdev huge t1
+    img_blobdev big t1
+    img_blobdev ok t1
+    set_slot_blocks "$W/huge.boot" 0 $((0xffffffff))
+    set_slot_blocks "$W/big.boot" 0 $((8 << 18))
+    daemon_start
+    local rss0 rss1 t0 t1 out rc=0
+    rss0=$(hwm_kib)
+    mkdir -p "$W/m"
+    t0=$(date +%s%N)
+    out=$(ctl mount huge "$W/m" 2>&1) || rc=$?
+    t1=$(date +%s%N)
+    rss1=$(hwm_kib)
+    say "16 TiB slot: mount answered in $(( (t1 - t0) / 1000000 )) ms, daemon peak RSS $rss0 -> $rss1 KiB: $out"
+    mountpoint -q "$W/m" && MOUNTS+=("$W/m")
+    [ "$rc" != 0 ] || fail "a device slot declaring 16 TiB was mounted"
+    case "$out" in *"more than max_blob_size"*) ;; *) fail "the refusal does not name max_blob_size: $out" ;; esac
+    [ $((rss1 - rss0)) -lt 65536 ] || fail "the refused mount grew the daemon's peak RSS by $((rss1 - rss0)) KiB"
+    [ $(( (t1 - t0) / 1000000 )) -lt 5000 ] || fail "the refusal took $(( (t1 - t0) / 1000000 )) ms"
+    local big
+    big=$(find "$W/cache" -type f -size +1G -printf '%s %p\n' | head -n 1)
+    [ -z "$big" ] || fail "a huge cache file was created: $big"
+
+    fan_mount big "$W/m"
+    verify "$W/m" t1
+    rss1=$(hwm_kib)
+    say "8 GiB slot over a $(stat -c %s "$W/blobs/big.blob")-byte blob: mounted and verified, peak RSS $rss0 -> $rss1 KiB; $(ctl status | grep '^blob big.blob')"
+    [ $((rss1 - rss0)) -lt 65536 ] || fail "serving the 8 GiB slot grew the daemon's peak RSS by $((rss1 - rss0)) KiB"
+    ctl status | grep -q '^blob big.blob .*marked=1' || fail "a blob shorter than its slot lost its mark (reads past its end would see zeros)"
+    fan_umount "$W/m"
+    fan_mount ok "$W/m"
+    verify "$W/m" t1
+    fan_umount "$W/m"
+    daemon_stop
+}
+
 scen_readers8() {
     make_tree t1 --profile full --big-mib 24 --seed 6
     img_blobdev conc t1
@@ -491,6 +553,7 @@ case "$SCEN" in
     nydus-zstd-sha256) scen_nydus zstd sha256 ;;
     corrupt) scen_corrupt ;;
     short-blob) scen_short_blob ;;
+    huge-slot) scen_huge_slot ;;
     readers8) scen_readers8 ;;
     restart) scen_restart ;;
     hold) scen_hold ;;
