@@ -51,16 +51,8 @@ static void finish(NydusBlobOpen *req, int res)
         free(req->toc);
         req->toc = NULL;
     }
-    if (res < 0) {
+    if (res < 0)
         req->blob = blob_info_free(req->blob);
-    } else {
-        char why[200];
-        if (blob_info_validate(req->blob, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: chunk table rejected: %.160s", req->rb->id, why);
-            req->blob = blob_info_free(req->blob);
-            res = -EBADMSG;
-        }
-    }
     req->done(req, res);
 }
 
@@ -115,6 +107,17 @@ static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
 
 /* ---- worker steps ---- */
 
+/* The finished table, checked here on a worker: a blob may have millions of chunks. */
+static int table_valid(const BlobInfo *blob, char *why, size_t why_len)
+{
+    char what[160];
+    if (blob_info_validate(blob, what, sizeof(what)) < 0) {
+        snprintf(why, why_len, "chunk table rejected: %s", what);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
 static void work_step(WorkItem *item, void *worker_ctx)
 {
     NydusBlobOpen *req = cfn_container_of(item, NydusBlobOpen, work);
@@ -125,13 +128,15 @@ static void work_step(WorkItem *item, void *worker_ctx)
     switch (req->step) {
     case STEP_META_CACHE:
         r = req->work_dir ? blob_meta_cache_load(req->work_dir, req->rb, req->blob, why, sizeof(why)) : -ENOENT;
-        req->meta_from_cache = r == 0;
+        req->meta_from_cache = r == 0 && table_valid(req->blob, why, sizeof(why)) == 0;
         r = 0;      /* a missing or stale cache only means: fetch it */
         break;
     case STEP_META_PARSE:
         if ((r = codec_ctx_new(&codec)) < 0)
             break;
         r = blob_meta_parse(codec, req->rb, req->buf, req->buf_len, req->blob, why, sizeof(why));
+        if (r == 0)
+            r = table_valid(req->blob, why, sizeof(why));
         if (r == 0 && req->work_dir) {
             /* Best effort: a read-only work dir costs a refetch next time, nothing more. */
             mkdir(req->work_dir, 0700);

@@ -11,7 +11,8 @@
  *      ranged read of the ci table + header, parsed and then saved there;
  *   3. chunk digests, when the blob has a TOC with `blob.digest`: the tail,
  *      then that entry (both checked against the digests the image records);
- *   4. the finished table is validated (sorted, aligned, inside the blob).
+ *   4. the finished table is validated (sorted, aligned, inside the blob),
+ *      on the worker that parsed or loaded it.
  *
  * Steps 2 and 3 read the meta blob: the data blob itself, or for SEPARATE
  * blobs the object named meta_blob_id, through the same backend.
