@@ -473,6 +473,19 @@ static int read_chunk(MkBlob *b, const MkNode *node, int fd, uint64_t off, uint3
     return 0;
 }
 
+int mk_node_chunk_room(MkNode *node, uint64_t k, uint64_t *cap)
+{
+    if (k < *cap)
+        return 0;
+    uint64_t ncap = CFN_MIN(node->nchunks, *cap ? *cap * 2 : 64);
+    uint32_t *p = realloc(node->chunk_ci, (size_t)ncap * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    node->chunk_ci = p;
+    *cap = ncap;
+    return 0;
+}
+
 int mk_blob_add_file(MkBlob *b, MkNode *node, int fd)
 {
     uint64_t size = node->size, cs = b->o.chunk_size;
@@ -485,15 +498,12 @@ int mk_blob_add_file(MkBlob *b, MkNode *node, int fd)
         mk_err("%s: too many chunks for one file", p ? p : "?");
         return -EFBIG;
     }
-    node->chunk_ci = malloc(n * sizeof(*node->chunk_ci));
-    if (!node->chunk_ci)
-        return -ENOMEM;
-
+    uint64_t cap = 0;
     for (uint64_t k = 0; k < n; k++) {
         uint64_t off = k * cs;
         uint32_t len = (uint32_t)CFN_MIN(cs, size - off);
-        int r = read_chunk(b, node, fd, off, len);
-        if (r < 0)
+        int r = mk_node_chunk_room(node, k, &cap);
+        if (r < 0 || (r = read_chunk(b, node, fd, off, len)) < 0)
             return r;
         uint8_t digest[BLOB_DIGEST_SIZE];
         r = codec_digest(b->codec, b->o.digester, b->buf, len, digest);

@@ -98,6 +98,13 @@ int mk_blob_new(MkBlob **ret, const MkBlobOptions *opts, const char *dir, const 
 MkBlob *mk_blob_free(MkBlob *b);
 static inline void mk_blob_freep(MkBlob **b) { mk_blob_free(*b); }
 
+/*
+ * Room for chunk index k of node->chunk_ci (capacity in *cap, grown by
+ * doubling up to node->nchunks): the table follows the data actually read,
+ * never a size an input header claims.
+ */
+int mk_node_chunk_room(MkNode *node, uint64_t k, uint64_t *cap);
+
 /* Chunk one regular file read from `fd`; sets node->chunk_ci/nchunks. */
 int mk_blob_add_file(MkBlob *b, MkNode *node, int fd);
 

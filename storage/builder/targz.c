@@ -408,13 +408,11 @@ static int add_file_data(Builder *b, MkNode *node)
         return 0;
     if (n > UINT32_MAX / sizeof(uint32_t))
         return -EFBIG;
-    node->chunk_ci = malloc(n * sizeof(*node->chunk_ci));
-    if (!node->chunk_ci)
-        return -ENOMEM;
+    uint64_t cap = 0;
     for (uint64_t k = 0; k < n; k++) {
         uint32_t len = (uint32_t)CFN_MIN(cs, size - k * cs);
-        int r = mk_zran_begin_chunk(b->z, len);
-        if (r < 0 || (r = tar_read(b, b->buf, len)) < 0)
+        int r = mk_node_chunk_room(node, k, &cap);
+        if (r < 0 || (r = mk_zran_begin_chunk(b->z, len)) < 0 || (r = tar_read(b, b->buf, len)) < 0)
             return r;
         uint8_t digest[BLOB_DIGEST_SIZE];
         if ((r = codec_digest(b->codec, b->digester, b->buf, len, digest)) < 0)

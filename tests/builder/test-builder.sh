@@ -223,6 +223,31 @@ head -c 100000 "$work/src.tar.gz" >"$work/cut.tar.gz"
 expect_fail targz-truncated "truncated" -o "$work/n" --targz-ref "$work/cut.tar.gz"
 printf 'plain text, not a tar' | gzip -n >"$work/notar.tar.gz"
 expect_fail targz-not-tar "tar" -o "$work/n" --targz-ref "$work/notar.tar.gz"
+# A 1 KiB tar.gz whose one file claims 4 TiB (base-256 size): 2^30 - 1 chunks of 4 KiB. The
+# chunk table follows the data actually read, so this costs no 4 GiB table (nor its ASan shadow).
+"$PY" - "$work/claims-4t.tar.gz" <<'PY' || bad "writing claims-4t.tar.gz"
+import gzip, sys
+size = ((1 << 30) - 1) * 4096
+h = bytearray(512)
+h[0:7] = b"big.bin"
+h[100:108] = b"0000644\0"; h[108:116] = b"0000000\0"; h[116:124] = b"0000000\0"
+h[124:136] = bytes([0x80]) + size.to_bytes(11, "big")
+h[136:148] = b"00000000000\0"; h[156:157] = b"0"; h[257:265] = b"ustar\x0000"
+h[148:156] = b" " * 8
+h[148:156] = b"%06o\0 " % sum(h)
+with gzip.GzipFile(sys.argv[1], "wb", mtime=0) as f:
+    f.write(bytes(h) + b"x" * 1024)
+PY
+if command -v /usr/bin/time >/dev/null; then
+    /usr/bin/time -f %M -o "$work/rss" "$MK" -o "$work/n" -c 4K --targz-ref "$work/claims-4t.tar.gz" \
+        >/dev/null 2>"$work/err" && bad "claims-4t: succeeded"
+    grep -q "tar stream ends inside an entry" "$work/err" || bad "claims-4t: message '$(head -c 300 "$work/err")' lacks 'tar stream ends inside an entry'"
+    echo "claims-4t: refused with peak RSS $(tail -n 1 "$work/rss") KiB: $(head -n 1 "$work/err")"
+    [ "$(tail -n 1 "$work/rss")" -lt 262144 ] && pass=$((pass + 1)) ||
+        bad "claims-4t: peak RSS $(tail -n 1 "$work/rss") KiB for a 1 KiB input"
+else
+    expect_fail targz-claims-4t "tar stream ends inside an entry" -o "$work/n" -c 4K --targz-ref "$work/claims-4t.tar.gz"
+fi
 [ -z "$(ls -A "$work/n" 2>/dev/null)" ] && pass=$((pass + 1)) || bad "failed builds left files behind"
 
 echo "$pass passed, $fail failed"
