@@ -30,6 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(rb->index == i && rb->chunk_size == bs.chunk_size);
         FUZZ_ASSERT(rafs_bootstrap_find_blob(&bs, rb->id) == rb);
         FUZZ_ASSERT(rb->compressed_data_size <= rb->compressed_size);
+        /* Sizes agree with the chunk count (a cache file and state no chunk can back are refused). */
+        FUZZ_ASSERT(rb->chunk_count <= (rb->uncompressed_size + 4095) / 4096);
+        if (rb->chunk_count && !(rb->features & (RAFS_BLOB_ZRAN | RAFS_BLOB_IS_CHUNKDICT_GENERATED)))
+            FUZZ_ASSERT(rb->uncompressed_size <= (uint64_t)rb->chunk_count * rb->chunk_size);
         if (blob_meta_range(rb, &off, &len, why, sizeof(why)) == 0)
             FUZZ_ASSERT(off == rb->ci_offset && len == rb->ci_compressed_size + 4096);
         else
