@@ -9,10 +9,10 @@
 
 #include "cache_file.h"
 #include "chunk_group.h"
-#include "storage/util/seg_array.h"
 #include "storage/codec/codec.h"
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
+#include "storage/util/seg_array.h"
 
 /* CHUNK_READY is 1 so that cache_file_scan_ready() can mark the state array directly. Untouched chunks read 0. */
 enum chunk_state { CHUNK_MISSING = 0, CHUNK_READY = 1, CHUNK_INFLIGHT = 2 };
@@ -442,7 +442,7 @@ static void fetch_finish(Fetch *f)
             continue;       /* ready before this fetch, not ours */
         int r = f->result < 0 ? f->result : f->chunk_res[i - f->first];
         bad_data |= f->result == 0 && r < 0 && r != -ESHUTDOWN;
-        /* Both segments exist: fetch_add_group() made them. */
+        /* Both segments exist: group_state_room() made them. */
         seg_array_set_ptr(&bc->inflight, i, NULL);
         if (r == 0) {
             seg_array_set_u8(&bc->state, i, CHUNK_READY);
@@ -772,21 +772,20 @@ static bool can_extend(const BlobCache *bc, const Fetch *f, const ChunkGroup *g)
  */
 static Fetch *fetch_add_group(BlobCache *bc, Fetch *f, const ChunkGroup *g)
 {
-    /* The members' state segments first: nothing below may then fail half-way. */
-    for (uint32_t k = g->first; k <= g->last; k++)
-        if (!seg_array_at(&bc->state, k) || !seg_array_at(&bc->inflight, k))
-            return NULL;
+    bool fresh = !f;
+    uintptr_t was = (uintptr_t)f;       /* compared as a number: f is not used after realloc */
     uint32_t first = f ? f->first : g->first;
     Fetch *n = realloc(f, sizeof(*n) + sizeof(int) * (g->last - first + 1));
     if (!n)
         return NULL;
-    if (!f) {
+    if (fresh) {
         memset(n, 0, sizeof(*n));
         n->bc = bc;
         n->first = g->first;
         n->coff = g->coff;
         bc->inflight_fetches++;
-    } else if (n != f) {
+    } else if ((uintptr_t)n != was) {
+        /* realloc moved it: its members point at the new place. */
         for (uint32_t k = n->first; k <= n->last; k++)
             if (n->chunk_res[k - first] != CHUNK_RES_SKIP)
                 seg_array_set_ptr(&bc->inflight, k, n);
@@ -804,6 +803,15 @@ static Fetch *fetch_add_group(BlobCache *bc, Fetch *f, const ChunkGroup *g)
         }
     }
     return n;
+}
+
+/* Allocate the state segments of group g's members, so that tracking them cannot fail half-way. */
+static int group_state_room(BlobCache *bc, const ChunkGroup *g)
+{
+    for (uint32_t k = g->first; k <= g->last; k++)
+        if (!seg_array_at(&bc->state, k) || !seg_array_at(&bc->inflight, k))
+            return -ENOMEM;
+    return 0;
 }
 
 /* A group whose context is bad cannot be fetched: fail the request if it needs a member. */
@@ -886,7 +894,8 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req)
             continue;
         if (st == CHUNK_INFLIGHT) {
             /* Group members are in flight together, so this waits on the fetch that has the whole group. */
-            if (chunk_needed(&blob->chunks[i], req->off, end) && (error = waiter_add(seg_array_ptr(&bc->inflight, i), req, i)) < 0)
+            Fetch *owner = seg_array_ptr(&bc->inflight, i);
+            if (chunk_needed(&blob->chunks[i], req->off, end) && (error = owner ? waiter_add(owner, req, i) : -EIO) < 0)
                 break;
             continue;
         }
@@ -899,6 +908,8 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req)
             i = g.last;
             continue;
         }
+        if ((error = group_state_room(bc, &g)) < 0)
+            break;
         if (building && !can_extend(bc, building, &g)) {
             fetch_enqueue(svc, building);
             building = NULL;
