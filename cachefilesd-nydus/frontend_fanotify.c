@@ -931,6 +931,9 @@ static void job_files_done(WorkItem *item)
         b->ready = jb->ready;
         jb->ready = (SegArray){ 0 };
         b->ready_chunks = (uint32_t)jb->ready_count;
+        /* The worker scanned the file already: storage need not scan it again on the loop. */
+        if (blob_cache_adopt_ready(b->cache, &b->ready, b->ready_chunks) < 0)
+            log_debug("fanotify: blob %s: storage rescans its cache file at the first fill", jb->name);
         b->refs = 1;                /* the job's */
         snprintf(b->path, sizeof(b->path), "%s", jb->path);
         snprintf(b->name, sizeof(b->name), "%s", jb->name);

@@ -962,6 +962,20 @@ int blob_cache_new(BlobCache **ret, CacheService *svc, BlobInfo *blob, Backend *
     return 0;
 }
 
+int blob_cache_adopt_ready(BlobCache *bc, const SegArray *ready, uint32_t count)
+{
+    if (bc->scanned)
+        return -EBUSY;
+    int r = seg_array_copy(&bc->state, ready);
+    if (r < 0) {
+        seg_array_reset(&bc->state);
+        return r;
+    }
+    bc->ready_chunks = count;
+    bc->scanned = true;
+    return 0;
+}
+
 const BlobInfo *blob_cache_blob(const BlobCache *bc) { return bc->blob; }
 uint32_t blob_cache_ready_chunks(const BlobCache *bc) { return bc->ready_chunks; }
 

@@ -25,6 +25,7 @@
 #include "storage/backend/backend.h"
 #include "storage/device/blob.h"
 #include "storage/util/loop.h"
+#include "storage/util/seg_array.h"
 #include "storage/util/workpool.h"
 
 typedef struct CacheService CacheService;
@@ -83,6 +84,13 @@ void blob_cache_fill(BlobCache *bc, FillRequest *req);
  * this cache is in flight; the cache is freed right after it returns.
  */
 void blob_cache_close(BlobCache *bc, void (*released)(void *arg), void *arg);
+
+/*
+ * Take `ready` (1 per chunk present, e.g. from cache_file_scan_ready() on a
+ * worker; `count` of them) as what the file holds, instead of scanning it
+ * on the loop thread at the first fill. Only before the first fill.
+ */
+int blob_cache_adopt_ready(BlobCache *bc, const SegArray *ready, uint32_t count);
 
 /* Chunks known to be in the cache file. */
 uint32_t blob_cache_ready_chunks(const BlobCache *bc);

@@ -33,6 +33,22 @@ void seg_array_reset(SegArray *a)
     }
 }
 
+int seg_array_copy(SegArray *dst, const SegArray *src)
+{
+    if (dst->count != src->count || dst->elem_size != src->elem_size)
+        return -EINVAL;
+    seg_array_reset(dst);
+    size_t seg_bytes = (size_t)SEG_ARRAY_SEGMENT * src->elem_size;
+    for (uint64_t s = 0; s < src->n_segs; s++) {
+        if (!src->segs[s])
+            continue;
+        if (!(dst->segs[s] = malloc(seg_bytes)))
+            return -ENOMEM;
+        memcpy(dst->segs[s], src->segs[s], seg_bytes);
+    }
+    return 0;
+}
+
 const void *seg_array_peek(const SegArray *a, uint64_t i)
 {
     if (i >= a->count)

@@ -29,6 +29,9 @@ void seg_array_clear(SegArray *a);
 /* Every element back to zero (frees the segments, keeps the table). */
 void seg_array_reset(SegArray *a);
 
+/* dst (same count and element size) becomes a copy of src, segment by segment. -EINVAL, -ENOMEM. */
+int seg_array_copy(SegArray *dst, const SegArray *src);
+
 /* Element i, or NULL while its segment was never written (it reads as zero). */
 const void *seg_array_peek(const SegArray *a, uint64_t i);
 /* Element i for writing: allocates its segment on first use; NULL without memory. */

@@ -157,8 +157,17 @@ static void test_seg_array(void)
     seg_array_reset(&a);
     CHECK(seg_array_ptr(&a, 12345678) == NULL);
     seg_array_clear(&a);
-    SegArray u;
+    SegArray u, c;
     CHECK_EQ_INT(seg_array_init(&u, 10, 1), 0);
+    CHECK_EQ_INT(seg_array_init(&c, 10, 1), 0);
+    CHECK_EQ_INT(seg_array_set_u8(&u, 3, 1), 0);
+    CHECK_EQ_INT(seg_array_copy(&c, &u), 0);
+    CHECK_EQ_INT(seg_array_u8(&c, 3), 1);
+    CHECK_EQ_INT(seg_array_u8(&c, 4), 0);
+    seg_array_clear(&c);
+    CHECK_EQ_INT(seg_array_init(&c, 11, 1), 0);
+    CHECK_EQ_INT(seg_array_copy(&c, &u), -EINVAL);
+    seg_array_clear(&c);
     CHECK_EQ_INT(seg_array_set_u8(&u, 9, 2), 0);
     CHECK_EQ_INT(seg_array_u8(&u, 9), 2);
     CHECK_EQ_INT(seg_array_u8(&u, 8), 0);
