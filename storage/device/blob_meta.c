@@ -406,6 +406,8 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
  */
 static int check_blob_end(const RafsBlob *rb, const BlobInfo *blob, char *why, size_t why_len)
 {
+    if (rb->features & RAFS_BLOB_IS_CHUNKDICT_GENERATED)
+        return 0;       /* a chunk dictionary's table need not reach its end */
     const BlobChunkInfo *last = &blob->chunks[rb->chunk_count - 1];
     uint64_t end = cfn_align_up(last->uncompressed_offset + last->uncompressed_size, RAFS_BLOCK_SIZE);
     uint64_t slack = (rb->features & RAFS_BLOB_ZRAN) ? rb->chunk_size : 0;
