@@ -437,6 +437,9 @@ static void open_complete(CachefilesFrontend *fe, CfPendingOpen *po, BlobInfo *b
         open_fail(fe, po, -ENOMEM, "out of memory");
         return;
     }
+    /* The open scanned the cache file on a worker: storage need not on the loop. */
+    if (po->blob_open.ready_count >= 0)
+        blob_cache_adopt_ready(obj->cache, &po->blob_open.ready, (uint32_t)po->blob_open.ready_count);
     obj->fe = fe;
     fe->live_objects++;
     obj->object_id = po->object_id;
@@ -478,6 +481,7 @@ static void open_blob_done(BlobOpenRequest *breq, int res)
         open_fail(po->fe, po, res, breq->why);
     else
         open_complete(po->fe, po, breq->blob);
+    seg_array_clear(&breq->ready);
     free(po);
 }
 
@@ -509,6 +513,8 @@ static void handle_open(CachefilesFrontend *fe, const CachefilesMsg *msg)
         return;
     }
     po->blob_open.done = open_blob_done;
+    po->blob_open.scan_cache = true;
+    po->blob_open.cache_fd = fd;
     fe->live_opens++;
     image_registry_open_blob(fe_daemon(fe)->images, &po->blob_open);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backend_factory.h"
+#include "storage/cache/cache_file.h"
 #include "storage/device/rafs_bootstrap.h"
 #include "storage/util/macros.h"
 
@@ -271,6 +272,35 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
     return -ENOENT;
 }
 
+/* Worker: which chunks the cache file holds already (a restart keeps what was written). */
+static void scan_work(WorkItem *item, void *ctx)
+{
+    BlobOpenRequest *req = cfn_container_of(item, BlobOpenRequest, work);
+    if (seg_array_init(&req->ready, req->blob->chunk_count, 1) < 0)
+        return;
+    req->ready_count = cache_file_scan_ready(req->cache_fd, req->blob, &req->ready);
+    if (req->ready_count < 0)
+        seg_array_clear(&req->ready);
+}
+
+static void scan_done(WorkItem *item)
+{
+    BlobOpenRequest *req = cfn_container_of(item, BlobOpenRequest, work);
+    req->done(req, 0);
+}
+
+/* Every open ends here on the loop: a described blob gets its cache file scanned first when asked. */
+static void open_finish(BlobOpenRequest *req, int res)
+{
+    req->ready_count = -1;
+    if (res < 0 || !req->scan_cache) {
+        req->done(req, res);
+        return;
+    }
+    req->work = (WorkItem){ .work = scan_work, .done = scan_done };
+    workpool_submit(req->reg->pool, &req->work);
+}
+
 /* Worker: the raw blob's chunk table, one entry per raw_chunk_size of the bytes that exist. */
 static void raw_table_work(WorkItem *item, void *ctx)
 {
@@ -285,7 +315,7 @@ static void raw_table_work(WorkItem *item, void *ctx)
 static void raw_table_done(WorkItem *item)
 {
     BlobOpenRequest *req = cfn_container_of(item, BlobOpenRequest, work);
-    req->done(req, req->res);
+    open_finish(req, req->res);
 }
 
 /* A size the image (or for a plain image, its file) declares must stay within max_blob_size. */
@@ -379,7 +409,7 @@ static void open_nydus_done(NydusBlobOpen *nreq, int res)
         /* Raw deflate has no check value: a flipped bit can inflate into wrong bytes unnoticed. */
         snprintf(req->why, sizeof(req->why), "blob %.64s: ZRAN chunks without chunk digests (neither blob.digest "
                  "nor a bootstrap chunk table): corrupt .tar.gz data cannot be detected", req->blob->id);
-    req->done(req, res);
+    open_finish(req, res);
 }
 
 void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
@@ -387,6 +417,8 @@ void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
     req->reg = reg;
     req->blob = NULL;
     req->why[0] = '\0';
+    req->ready = (SegArray){ 0 };
+    req->ready_count = -1;
     if (req->src.rafs_blob) {
         int r = check_blob_size(req, "the image declares", req->src.rafs_blob->uncompressed_size);
         if (r < 0) {

@@ -15,6 +15,7 @@
 #include "storage/device/nydus_blob.h"
 #include "storage/util/workpool.h"
 #include "storage/util/loop.h"
+#include "storage/util/seg_array.h"
 #include "uapi/erofs.h"
 
 typedef struct ImageRegistry ImageRegistry;
@@ -44,8 +45,12 @@ typedef struct BlobOpenRequest BlobOpenRequest;
 struct BlobOpenRequest {
     BlobSource src;
     void (*done)(BlobOpenRequest *req, int res);
+    bool scan_cache;                /* also scan cache_fd for chunks already there (on a worker) */
+    int cache_fd;
     BlobInfo *blob;
     char why[256];
+    SegArray ready;                 /* with scan_cache: 1 per chunk present; the caller clears it */
+    int ready_count;                /* chunks present, or -1 when not scanned */
 
     /* private */
     ImageRegistry *reg;
