@@ -452,7 +452,7 @@ static void open_complete(CachefilesFrontend *fe, CfPendingOpen *po, BlobInfo *b
     log_info("OPEN object=%" PRIu32 " volume=%s blob=%s size=%" PRIu64 " (%s)", obj->object_id,
              po->volume, po->cookie, size, obj->role == BLOB_ROLE_BOOTSTRAP ? "bootstrap" : "data");
     if (po->blob_open.why[0])
-        log_warn("OPEN object=%" PRIu32 ": %s", obj->object_id, po->blob_open.why);
+        log_warn("OPEN object=%" PRIu32 " blob=%s: %s", obj->object_id, po->cookie, po->blob_open.why);
     if (src->prefill && size) {
         obj->refs++;
         fe->live_prefills++;

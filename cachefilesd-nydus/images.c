@@ -276,7 +276,7 @@ static void open_blob_sized(BackendRequest *breq, int res)
     BlobOpenRequest *req = cfn_container_of(breq, BlobOpenRequest, breq);
     const BlobSource *src = &req->src;
     if (res < 0) {
-        snprintf(req->why, sizeof(req->why), "blob source %s: %s", src->backend_id, strerror(-res));
+        snprintf(req->why, sizeof(req->why), "%s", strerror(-res));
         req->done(req, -ENOENT);
         return;
     }
@@ -288,17 +288,18 @@ static void open_blob_sized(BackendRequest *breq, int res)
      * that reads of the cut one fail instead of returning zero padding as data.
      */
     if (!src->declared_size && size % CFN_PAGE_SIZE) {
-        snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes, not a whole number of 4 KiB "
+        snprintf(req->why, sizeof(req->why), "%" PRIu64 " bytes, not a whole number of 4 KiB "
                  "blocks: it looks truncated; reads of its last %" PRIu64 " bytes will fail",
-                 src->backend_id, size, size % CFN_PAGE_SIZE);
+                 size, size % CFN_PAGE_SIZE);
         size = cfn_align_down(size, CFN_PAGE_SIZE);
     }
     if (src->declared_size && breq->size < src->declared_size)
-        snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes but the image declares %" PRIu64
-                 "; reads past its end will fail", src->backend_id, breq->size, src->declared_size);
+        snprintf(req->why, sizeof(req->why), "%" PRIu64 " bytes but the image declares %" PRIu64
+                 "; reads past its end will fail", breq->size, src->declared_size);
     int r = blob_info_new_raw(&req->blob, src->backend_id, size, req->reg->cfg->raw_chunk_size);
     if (r < 0) {
-        snprintf(req->why, sizeof(req->why), "cannot describe a %" PRIu64 "-byte blob: %s", size, strerror(-r));
+        snprintf(req->why, sizeof(req->why), "cannot describe a %" PRIu64 "-byte blob: %s", size,
+                 strerror(-r));
         req->done(req, r);
         return;
     }
@@ -333,21 +334,21 @@ static int adopt_chunk_table_digests(BlobOpenRequest *req)
     if (r == -ENOENT)
         return 0;
     if (r < 0)
-        snprintf(req->why, sizeof(req->why), "blob %.64s: bootstrap chunk table: %.160s", blob->id, why);
+        snprintf(req->why, sizeof(req->why), "bootstrap chunk table: %.200s", why);
     return r;
 }
 
 static void open_nydus_done(NydusBlobOpen *nreq, int res)
 {
     BlobOpenRequest *req = cfn_container_of(nreq, BlobOpenRequest, nydus);
-    snprintf(req->why, sizeof(req->why), "%s", nreq->why);
+    snprintf(req->why, sizeof(req->why), "%s", nreq->why[0] || res >= 0 ? nreq->why : strerror(-res));
     req->blob = nreq->blob;
     if (res == 0 && req->blob && (res = adopt_chunk_table_digests(req)) < 0)
         req->blob = blob_info_free(req->blob);
     else if (res == 0 && req->reg->cfg->verify && !req->blob->digests && (req->src.rafs_blob->features & RAFS_BLOB_ZRAN))
         /* Raw deflate has no check value: a flipped bit can inflate into wrong bytes unnoticed. */
-        snprintf(req->why, sizeof(req->why), "blob %.64s: ZRAN chunks without chunk digests (neither blob.digest "
-                 "nor a bootstrap chunk table): corrupt .tar.gz data cannot be detected", req->blob->id);
+        snprintf(req->why, sizeof(req->why), "ZRAN chunks without chunk digests (neither blob.digest "
+                 "nor a bootstrap chunk table): corrupt .tar.gz data cannot be detected");
     req->done(req, res);
 }
 

@@ -42,6 +42,18 @@ static const char *meta_object(const NydusBlobOpen *req)
     return meta_separate(req) ? req->rb->meta_blob_id : req->backend_id;
 }
 
+/*
+ * Reasons do not name the blob: the front-end that reports them does, once.
+ * They name the separate meta blob when that is the object concerned.
+ */
+static const char *object_note(const NydusBlobOpen *req, const char *object, char *buf, size_t len)
+{
+    if (strcmp(object, req->backend_id) == 0)
+        return "";
+    snprintf(buf, len, " (meta blob %.64s)", object);
+    return buf;
+}
+
 static void finish(NydusBlobOpen *req, int res)
 {
     free(req->buf);
@@ -56,7 +68,7 @@ static void finish(NydusBlobOpen *req, int res)
     } else {
         char why[200];
         if (blob_info_validate(req->blob, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: chunk table rejected: %.160s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "chunk table rejected: %.160s", why);
             req->blob = blob_info_free(req->blob);
             res = -EBADMSG;
         }
@@ -69,14 +81,14 @@ static void finish(NydusBlobOpen *req, int res)
 static void read_done(BackendRequest *breq, int res)
 {
     NydusBlobOpen *req = cfn_container_of(breq, NydusBlobOpen, breq);
+    char note[96];
     if (res < 0) {
+        const char *obj = object_note(req, breq->blob_id, note, sizeof(note));
         if (req->step == STEP_SIZE || req->step == STEP_META_SIZE)
-            snprintf(req->why, sizeof(req->why), "blob %.64s: cannot size object %.64s: %s", req->rb->id,
-                     breq->blob_id, strerror(-res));
+            snprintf(req->why, sizeof(req->why), "cannot size the object%s: %s", obj, strerror(-res));
         else
-            snprintf(req->why, sizeof(req->why),
-                     "blob %.64s: reading %" PRIu64 " bytes at %" PRIu64 " of %.64s failed: %s", req->rb->id,
-                     req->buf_len, req->buf_off, breq->blob_id, strerror(-res));
+            snprintf(req->why, sizeof(req->why), "reading %" PRIu64 " bytes at %" PRIu64 "%s failed: %s",
+                     req->buf_len, req->buf_off, obj, strerror(-res));
         finish(req, res);
         return;
     }
@@ -90,12 +102,13 @@ static void read_done(BackendRequest *breq, int res)
 
 static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
 {
+    char note[96];
     free(req->buf);
     req->buf = NULL;
     if (len == 0 || len > NYDUS_META_READ_MAX || off + len < off || off + len > req->meta_object_size) {
-        snprintf(req->why, sizeof(req->why), "blob %.64s: metadata range %" PRIu64 "+%" PRIu64
-                 " lies outside the %" PRIu64 "-byte object %.64s", req->rb->id, off, len, req->meta_object_size,
-                 meta_object(req));
+        snprintf(req->why, sizeof(req->why), "metadata range %" PRIu64 "+%" PRIu64 " lies outside the %" PRIu64
+                 "-byte object%s", off, len, req->meta_object_size,
+                 object_note(req, meta_object(req), note, sizeof(note)));
         finish(req, -EBADMSG);
         return;
     }
@@ -168,7 +181,7 @@ static void work_step(WorkItem *item, void *worker_ctx)
     codec_ctx_free(codec);
     req->res = r;
     if (r < 0)
-        snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why[0] ? why : strerror(-r));
+        snprintf(req->why, sizeof(req->why), "%.200s", why[0] ? why : strerror(-r));
 }
 
 static void work_done(WorkItem *item)
@@ -219,7 +232,7 @@ static void advance(NydusBlobOpen *req)
         return;
     case STEP_META_READ:
         if (blob_meta_range(req->rb, &off, &len, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "%.200s", why);
             finish(req, -EBADMSG);
             return;
         }
@@ -233,7 +246,7 @@ static void advance(NydusBlobOpen *req)
             return;
         }
         if (toc_tail_range(req->rb, req->meta_object_size, &off, &len, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "%.200s", why);
             finish(req, -EBADMSG);
             return;
         }
@@ -246,7 +259,7 @@ static void advance(NydusBlobOpen *req)
             return;
         }
         if (toc_entry_range(req->toc, e, &off, &len, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "%.200s", why);
             finish(req, -EBADMSG);
             return;
         }
@@ -269,7 +282,7 @@ void nydus_blob_open(NydusBlobOpen *req)
     req->step = STEP_SIZE;
     int r = rafs_bootstrap_blob_info(req->rb, &req->blob);
     if (r < 0) {
-        snprintf(req->why, sizeof(req->why), "blob %.64s: %s", req->rb->id, strerror(-r));
+        snprintf(req->why, sizeof(req->why), "%s", strerror(-r));
     }
     req->breq = (BackendRequest){ .kind = BACKEND_SIZE, .blob_id = req->backend_id, .done = read_done, .fd = -1 };
     r = r < 0 ? r : backend_submit(req->backend, &req->breq);

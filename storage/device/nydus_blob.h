@@ -17,7 +17,8 @@
  * blobs the object named meta_blob_id, through the same backend.
  *
  * done() runs once on the loop thread; on success req->blob is set and owned
- * by the caller. Errors carry a reason in req->why.
+ * by the caller. Errors carry a reason in req->why; it does
+ * not name the blob (the front-end reporting it does, once).
  */
 #pragma once
 

@@ -28,6 +28,11 @@ printf 'x' > "$src/d/e/one"
 seq 1 20000 > "$src/d/seq"
 
 passed=0 failed=0
+# Each layer of an error message used to prefix the blob id ("blob X: blob X: blob X ci[0] ..."):
+# no line of a daemon log may name blob $2 more than once.
+names_blob_once() {  # log, blob id
+    ! grep -E "$2.*$2" "$1"
+}
 check() {  # name, mkimage args...   (SRC=... overrides the source: a tarball for --targz-ref)
     local name=$1; shift
     local out=$work/$name
@@ -83,6 +88,9 @@ if "$fill" "$out/image.boot" "$out" "$id" "$out/got.cache" "$out/work" >"$out/lo
 elif ! grep -q "chunk [0-9]*: blake3 digest mismatch" "$out/log"; then
     echo "FAIL corrupt-chunk: the log does not name the chunk"; tail -3 "$out/log"
     failed=$((failed + 1))
+elif ! names_blob_once "$out/log" "$id"; then
+    echo "FAIL corrupt-chunk: a log line names the blob more than once"
+    failed=$((failed + 1))
 else
     # Every byte the daemon did write is the right byte; the corrupt chunk was never written.
     python3 - "$out/expected.cache" "$out/got.cache" <<'PY'
@@ -98,6 +106,35 @@ PY
     echo "PASS corrupt-chunk"
     passed=$((passed + 1))
 fi
+# A corrupt chunk table (ci[1] a copy of ci[0]: overlapping ranges): the OPEN
+# fails and the reason, passed up through every layer, names the blob once.
+out=$work/corrupt-ci
+mkdir -p "$out/work"
+id=$("$mkimage" -c 64K -z zstd -C v1 --ci-compressor none -o "$out" "$src" | tail -n 1)
+python3 - "$out/$id" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+magic = struct.pack('<I', 0xB10BB10B)
+hdr = next(i for i in range(len(data) - 4096, -1, -1)
+           if data[i:i+4] == magic and data[i+4092:i+4096] == magic)
+ci = struct.unpack_from('<Q', data, hdr + 16)[0]
+data[ci+16:ci+32] = data[ci:ci+16]
+open(sys.argv[1], 'wb').write(data)
+PY
+if "$fill" "$out/image.boot" "$out" "$id" "$out/got.cache" "$out/work" >"$out/log" 2>&1; then
+    echo "FAIL corrupt-ci: a blob with a corrupt chunk table was served"
+    failed=$((failed + 1))
+elif ! grep -Eq "blob=$id refused: .*ci\\[1\\] \\(ci byte 16\\): uncompressed range at 0x0 overlaps ci\\[0\\]" "$out/log"; then
+    echo "FAIL corrupt-ci: the log does not give the reason"; grep -m3 "ci\[" "$out/log"
+    failed=$((failed + 1))
+elif ! names_blob_once "$out/log" "$id"; then
+    echo "FAIL corrupt-ci: a log line names the blob more than once:"; grep -m1 -E "$id.*$id" "$out/log"
+    failed=$((failed + 1))
+else
+    echo "PASS corrupt-ci"
+    passed=$((passed + 1))
+fi
+
 # Truncation inside a read window: the blob is cut in half after a first
 # fill left its chunk table in work_dir. The 4 MiB window's merged read runs
 # past the end; the daemon must read the groups one by one so that every
