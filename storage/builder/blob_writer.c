@@ -550,7 +550,7 @@ int mk_blob_finish_meta(MkBlob *b)
     }
     if ((r = batch_flush(b)) < 0)
         return r;
-    b->features = RAFS_BLOB_ALIGNED | RAFS_BLOB_CAP_TAR_TOC;
+    b->features = RAFS_BLOB_ALIGNED | (b->o.legacy_inline ? 0 : RAFS_BLOB_CAP_TAR_TOC);
     if (b->o.ci_version == 2)
         b->features |= RAFS_BLOB_CHUNK_INFO_V2;
     if (b->o.batch_size)
@@ -559,7 +559,7 @@ int mk_blob_finish_meta(MkBlob *b)
         b->features |= RAFS_BLOB_ZRAN | RAFS_BLOB_SEPARATE;
     if (b->o.toc)
         b->features |= RAFS_BLOB_HAS_TAR_HEADER | RAFS_BLOB_HAS_TOC | RAFS_BLOB_INLINED_CHUNK_DIGEST;
-    if (b->o.inline_bootstrap)
+    if (b->o.inline_bootstrap && !b->o.legacy_inline)
         b->features |= RAFS_BLOB_INLINED_FS_META;
 
     uint64_t data_end = b->pos;
@@ -703,6 +703,20 @@ void mk_blob_describe(const MkBlob *b, MkBlobDesc *d)
     }
     d->has_crc32 = b->o.crc32;
     d->chunks = b->chunks;
+}
+
+int mk_blob_partial_id(const MkBlob *b, char out[MK_BLOB_ID_LEN + 1])
+{
+    uint8_t d[32];
+    unsigned dl = sizeof(d);
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    int ok = copy && EVP_MD_CTX_copy_ex(copy, b->sha) == 1 && EVP_DigestFinal_ex(copy, d, &dl) == 1;
+    EVP_MD_CTX_free(copy);
+    if (!ok)
+        return -EIO;
+    for (unsigned i = 0; i < sizeof(d); i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    return 0;
 }
 
 int mk_blob_append_bootstrap(MkBlob *b, const void *boot, size_t len)

@@ -8,6 +8,7 @@
 set -euo pipefail
 mkimage=$1
 fill=$2
+retag=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -104,6 +105,33 @@ else
     else
         fail corrupt-image-boot "rc=$rc $(tail -2 "$work/log5")"
     fi
+fi
+
+# 7. A blob made before nydus 2.2: image.boot names the blob by another id
+#    (the digest of the blob without its bootstrap) and the blob features
+#    have neither INLINED_FS_META nor CAP_TAR_TOC. nydus gives such a blob the
+#    id it was loaded by; so does the daemon.
+old=$work/old
+oid=$("$mkimage" -c 64K -z zstd -d blake3 --legacy-inline-bootstrap --blob-data "$work/expected-old" -o "$old" "$src" |
+      tail -n 1)
+rm "$old/image.boot"
+if "$fill" "blob:$oid" "$old" "$oid" "$work/got6" "$work/w6" >"$work/log6" 2>&1 &&
+    cmp -s "$work/expected-old" "$work/got6" && grep -q "made before nydus 2.2) lists it as [0-9a-f]\{64\}" "$work/log6" &&
+    grep -qa "$oid" "$work/w6/$oid.image.boot"; then
+    pass legacy-inline
+else
+    fail legacy-inline "$(grep -m2 -E "error|refus" "$work/log6")"
+fi
+
+# 8. Still refused when no blob of the table can be this one (a 2.2+ blob
+#    without INLINED_FS_META listed under another id), and the reason names
+#    the id the table does list.
+other=$(printf '0%.0s' $(seq 64))
+why=$("$retag" "$plain/image.boot" "$other" || true)
+if [[ "$why" == *"the bootstrap inside blob $other does not list that blob: it lists $pid"* ]]; then
+    pass refused-names-listed-id
+else
+    fail refused-names-listed-id "$why"
 fi
 
 echo "inline-bootstrap: $passed passed, $failed failed"
