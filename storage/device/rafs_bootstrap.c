@@ -554,7 +554,7 @@ int rafs_chunk_table_digests(const void *table, size_t table_len, uint32_t blob_
             continue;
         uint32_t i = le32toh(e.index), flags = le32toh(e.flags);
         if (i >= blob->chunk_count) {
-            r = BAD("chunk table entry %zu: ci index %" PRIu32 " is past the blob's %" PRIu32 " chunks", k, i,
+            r = BAD("chunk table entry %zu: ci index %" PRIu32 " is past the %" PRIu32 " chunks of the blob", k, i,
                     blob->chunk_count);
             break;
         }
