@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backend_factory.h"
+#include "storage/codec/codec.h"
 #include "storage/device/rafs_bootstrap.h"
 #include "storage/util/macros.h"
 
@@ -28,6 +29,7 @@ typedef struct Image {
     Backend *boot_backend;          /* localfs over the bootstrap's directory */
     const char *boot_name;
     Backend *blob_backend;
+    char source_tag[24];            /* "src-" + 16 hex: the blob backend, for the chunk-table cache */
 } Image;
 
 struct ImageRegistry {
@@ -37,6 +39,32 @@ struct ImageRegistry {
     Image *images;
     size_t n_images;
 };
+
+/*
+ * Where an image's blobs come from, as a short file name part: the chunk
+ * tables no TOC vouches for are cached per source (nydus_blob.h), so that an
+ * image cannot hand another one, with another backend, a table of the same
+ * blob id. The fields that select the objects; never credentials.
+ */
+static void compute_source_tag(const ImageConfig *ic, const char *boot_dir, char out[24])
+{
+    static const char *const keys[] = { "scheme", "host", "repo", "endpoint", "region", "bucket_name",
+                                        "object_prefix", "addr", "path" };
+    char desc[8192];
+    size_t n = (size_t)snprintf(desc, sizeof(desc), "type %d", (int)ic->backend.type);
+    if (ic->backend.type == BACKEND_TYPE_LOCALFS) {
+        n += (size_t)snprintf(desc + n, sizeof(desc) - n, "\ndir %s", ic->backend.dir ? ic->backend.dir : boot_dir);
+    } else {
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && n < sizeof(desc); k++) {
+            const ConfigNode *v = config_node_get(&ic->backend.fields, keys[k]);
+            if (v && v->kind == CONFIG_NODE_SCALAR && v->value)
+                n += (size_t)snprintf(desc + n, sizeof(desc) - n, "\n%s %s", keys[k], v->value);
+        }
+    }
+    uint8_t d[BLOB_DIGEST_SIZE];
+    codec_digest(NULL, BLOB_DIGEST_BLAKE3, desc, n < sizeof(desc) ? n : sizeof(desc) - 1, d);
+    snprintf(out, 24, "src-%02x%02x%02x%02x%02x%02x%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+}
 
 /* The head of an image up to the end of its device table. */
 static int read_image_head(const char *path, ErofsImageInfo *info, char *err, size_t err_len)
@@ -169,6 +197,7 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkP
         r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
         if (r < 0)
             goto fail;
+        compute_source_tag(ic, dir, img->source_tag);
         continue;
 fail:
         image_registry_free(reg);
@@ -358,10 +387,12 @@ void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
     req->blob = NULL;
     req->why[0] = '\0';
     if (req->src.rafs_blob) {
+        const Image *owner = image_of_rafs_blob(reg, req->src.rafs_blob);
         req->nydus = (NydusBlobOpen){
             .loop = reg->loop, .pool = reg->pool, .backend = req->src.backend,
             .backend_id = req->src.backend_id, .rb = req->src.rafs_blob,
-            .work_dir = reg->cfg->work_dir, .want_digests = reg->cfg->verify,
+            .work_dir = reg->cfg->work_dir, .source_tag = owner ? owner->source_tag : NULL,
+            .want_digests = reg->cfg->verify,
             .done = open_nydus_done,
         };
         nydus_blob_open(&req->nydus);

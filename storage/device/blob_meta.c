@@ -474,11 +474,25 @@ int blob_meta_parse_cache(const RafsBlob *rb, const void *buf, size_t len, BlobI
                   ".blob.meta", blob, why, why_len);
 }
 
-static int meta_path(char *out, size_t out_len, const char *dir, const char *id, char *why, size_t why_len)
+static bool tag_valid(const char *tag)
+{
+    size_t n = strlen(tag);
+    if (n == 0 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((tag[i] >= '0' && tag[i] <= '9') || (tag[i] >= 'a' && tag[i] <= 'z') || tag[i] == '-'))
+            return false;
+    return true;
+}
+
+static int meta_path(char *out, size_t out_len, const char *dir, const char *id, const char *tag,
+                     char *why, size_t why_len)
 {
     if (!rafs_bootstrap_id_valid(id))
         return why_fail(-EINVAL, why, why_len, "blob id \"%.64s\" is not a safe file name", id);
-    int n = snprintf(out, out_len, "%s/%s.blob.meta", dir, id);
+    if (tag && !tag_valid(tag))
+        return why_fail(-EINVAL, why, why_len, "cache tag \"%.32s\" is not a safe file name part", tag);
+    int n = snprintf(out, out_len, "%s/%s%s%s.blob.meta", dir, id, tag ? "." : "", tag ? tag : "");
     if (n < 0 || (size_t)n >= out_len)
         return why_fail(-ENAMETOOLONG, why, why_len, "path of %s.blob.meta in %s is too long", id, dir);
     return 0;
@@ -486,9 +500,20 @@ static int meta_path(char *out, size_t out_len, const char *dir, const char *id,
 
 int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, char *why, size_t why_len)
 {
+    return blob_meta_cache_load_tagged(dir, NULL, rb, blob, why, why_len);
+}
+
+int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_t why_len)
+{
+    return blob_meta_cache_save_tagged(dir, NULL, blob, why, why_len);
+}
+
+int blob_meta_cache_load_tagged(const char *dir, const char *tag, const RafsBlob *rb, BlobInfo *blob,
+                                char *why, size_t why_len)
+{
     char path[PATH_MAX];
     struct stat st;
-    int r = meta_path(path, sizeof(path), dir, rb->id, why, why_len);
+    int r = meta_path(path, sizeof(path), dir, rb->id, tag, why, why_len);
     if (r < 0)
         return r;
     r = check_target(rb, blob, why, why_len);
@@ -526,7 +551,7 @@ int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, ch
     return blob_meta_parse_cache(rb, buf, want, blob, why, why_len);
 }
 
-int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_t why_len)
+int blob_meta_cache_save_tagged(const char *dir, const char *tag, const BlobInfo *blob, char *why, size_t why_len)
 {
     const BlobMetaPrivate *m = blob->meta_private;
     char path[PATH_MAX];
@@ -535,7 +560,7 @@ int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_
 
     if (!m || blob->meta_private_free != priv_free)
         return why_fail(-EINVAL, why, why_len, "blob %s has no parsed blob meta to save", blob->id);
-    r = meta_path(path, sizeof(path), dir, blob->id, why, why_len);
+    r = meta_path(path, sizeof(path), dir, blob->id, tag, why, why_len);
     if (r < 0)
         return r;
     size_t pad = (size_t)(cfn_align_up(m->ci_len, RAFS_BLOCK_SIZE) - m->ci_len);

@@ -10,6 +10,7 @@
 
 #include "storage/device/blob_meta.h"
 #include "storage/device/toc.h"
+#include "storage/util/log.h"
 #include "storage/util/macros.h"
 
 /* The largest ranged read this step machine makes (ci tables, TOCs, digest arrays). */
@@ -126,6 +127,77 @@ static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
         read_done(&req->breq, r);
 }
 
+/* ---- the blob meta cache ---- */
+
+/* Chunk digests come from the blob's TOC: it is read and checked. */
+static bool toc_wanted(const NydusBlobOpen *req)
+{
+    return req->want_digests && req->rb->digester != BLOB_DIGEST_NONE && (req->rb->features & RAFS_BLOB_HAS_TOC);
+}
+
+/*
+ * A blob id names the same bytes only by convention: another image may name
+ * the same id with other bytes behind it (its own backend, `verify: false`).
+ * So a cached chunk table is either
+ *   - vouched for: `<id>.blob.meta` (nydusd's name), written only once
+ *     checked against a TOC whose digest this image's bootstrap records, and
+ *     used only by images that check it the same way (a mismatch: refetch);
+ *   - or, for images without such a TOC, kept per source:
+ *     `<id>.<source_tag>.blob.meta`, written from what this image's backend
+ *     served, so no other source's bytes can stand in for it.
+ */
+static bool meta_cache_vouched(const NydusBlobOpen *req)
+{
+    return req->work_dir && toc_wanted(req) && req->rb->has_toc_digest;
+}
+
+static bool meta_cache_by_source(const NydusBlobOpen *req)
+{
+    return req->work_dir && req->source_tag && !meta_cache_vouched(req);
+}
+
+/* The TOC vouches for the whole ci table: its blob.meta entry carries a sha256. */
+static bool toc_vouches_for_meta(const NydusBlobOpen *req, const Toc *toc)
+{
+    const TocEntry *e = toc_find(toc, "blob.meta");
+    return req->rb->has_toc_digest && e && e->has_digest;
+}
+
+static void meta_cache_save(const NydusBlobOpen *req, const char *tag)
+{
+    /* Best effort: a read-only work dir costs a refetch next time, nothing more. */
+    char why[200];
+    mkdir(req->work_dir, 0700);
+    blob_meta_cache_save_tagged(req->work_dir, tag, req->blob, why, sizeof(why));
+}
+
+/* Worker: parse and check the TOC; a cached table it does not vouch for is dropped (refetched). */
+static int toc_parse_step(NydusBlobOpen *req, CodecCtx *codec, char *why, size_t why_len)
+{
+    Toc *toc = calloc(1, sizeof(*toc));
+    if (!toc)
+        return -ENOMEM;
+    int r = toc_parse(codec, req->buf, req->buf_len, req->buf_off,
+                      req->rb->has_toc_digest ? req->rb->toc_digest : NULL, toc, why, why_len);
+    if (r == 0) {
+        r = toc_verify_blob_meta(codec, toc, req->blob, why, why_len);
+        bool vouched = r == 0 && toc_vouches_for_meta(req, toc);
+        if (req->meta_from_cache && (r < 0 || (meta_cache_vouched(req) && !vouched))) {
+            req->meta_cache_stale = true;
+            r = 0;
+        } else if (vouched && !req->meta_from_cache && meta_cache_vouched(req)) {
+            meta_cache_save(req, NULL);
+        }
+    }
+    if (r < 0 || req->meta_cache_stale) {
+        toc_clear(toc);
+        free(toc);
+    } else {
+        req->toc = toc;
+    }
+    return r;
+}
+
 /* ---- worker steps ---- */
 
 static void work_step(WorkItem *item, void *worker_ctx)
@@ -137,7 +209,11 @@ static void work_step(WorkItem *item, void *worker_ctx)
 
     switch (req->step) {
     case STEP_META_CACHE:
-        r = req->work_dir ? blob_meta_cache_load(req->work_dir, req->rb, req->blob, why, sizeof(why)) : -ENOENT;
+        if (meta_cache_vouched(req) || meta_cache_by_source(req))
+            r = blob_meta_cache_load_tagged(req->work_dir, meta_cache_vouched(req) ? NULL : req->source_tag, req->rb,
+                                            req->blob, why, sizeof(why));
+        else
+            r = -ENOENT;
         req->meta_from_cache = r == 0;
         r = 0;      /* a missing or stale cache only means: fetch it */
         break;
@@ -145,32 +221,14 @@ static void work_step(WorkItem *item, void *worker_ctx)
         if ((r = codec_ctx_new(&codec)) < 0)
             break;
         r = blob_meta_parse(codec, req->rb, req->buf, req->buf_len, req->blob, why, sizeof(why));
-        if (r == 0 && req->work_dir) {
-            /* Best effort: a read-only work dir costs a refetch next time, nothing more. */
-            mkdir(req->work_dir, 0700);
-            char swhy[200];
-            blob_meta_cache_save(req->work_dir, req->blob, swhy, sizeof(swhy));
-        }
+        if (r == 0 && meta_cache_by_source(req))
+            meta_cache_save(req, req->source_tag);
         break;
-    case STEP_TOC_PARSE: {
-        Toc *toc = calloc(1, sizeof(*toc));
-        if (!toc || (r = codec_ctx_new(&codec)) < 0) {
-            free(toc);
-            r = -ENOMEM;
+    case STEP_TOC_PARSE:
+        if ((r = codec_ctx_new(&codec)) < 0)
             break;
-        }
-        r = toc_parse(codec, req->buf, req->buf_len, req->buf_off,
-                      req->rb->has_toc_digest ? req->rb->toc_digest : NULL, toc, why, sizeof(why));
-        if (r == 0)
-            r = toc_verify_blob_meta(codec, toc, req->blob, why, sizeof(why));
-        if (r < 0) {
-            toc_clear(toc);
-            free(toc);
-        } else {
-            req->toc = toc;
-        }
+        r = toc_parse_step(req, codec, why, sizeof(why));
         break;
-    }
     case STEP_DIGEST_PARSE:
         if ((r = codec_ctx_new(&codec)) < 0)
             break;
@@ -191,9 +249,14 @@ static void work_done(WorkItem *item)
         finish(req, req->res);
         return;
     }
-    if (req->step == STEP_META_CACHE && req->meta_from_cache)
+    if (req->step == STEP_META_CACHE && req->meta_from_cache) {
         req->step = STEP_TOC_READ;
-    else
+    } else if (req->step == STEP_TOC_PARSE && req->meta_cache_stale) {
+        log_warn("blob %.64s: the cached chunk table in %s does not match the blob's TOC; fetching it again",
+                 req->rb->id, req->work_dir);
+        req->meta_from_cache = req->meta_cache_stale = false;
+        req->step = STEP_META_READ;
+    } else
         req->step++;
     advance(req);
 }
@@ -240,8 +303,7 @@ static void advance(NydusBlobOpen *req)
         return;
     case STEP_TOC_READ:
         /* Digests are optional: without a TOC the chunks are checked by length (and crc). */
-        if (!req->want_digests || req->rb->digester == BLOB_DIGEST_NONE ||
-            !(req->rb->features & RAFS_BLOB_HAS_TOC)) {
+        if (!toc_wanted(req)) {
             finish(req, 0);
             return;
         }
@@ -278,7 +340,7 @@ void nydus_blob_open(NydusBlobOpen *req)
     req->buf = NULL;
     req->toc = NULL;
     req->why[0] = '\0';
-    req->meta_from_cache = req->have_digests = false;
+    req->meta_from_cache = req->meta_cache_stale = req->have_digests = false;
     req->step = STEP_SIZE;
     int r = rafs_bootstrap_blob_info(req->rb, &req->blob);
     if (r < 0) {

@@ -125,14 +125,87 @@ if "$fill" "$out/image.boot" "$out" "$id" "$out/got.cache" "$out/work" >"$out/lo
     echo "FAIL corrupt-ci: a blob with a corrupt chunk table was served"
     failed=$((failed + 1))
 elif ! grep -Eq "blob=$id refused: .*ci\\[1\\] \\(ci byte 16\\): uncompressed range at 0x0 overlaps ci\\[0\\]" "$out/log"; then
-    echo "FAIL corrupt-ci: the log does not give the reason"; grep -m3 "ci\[" "$out/log"
+    echo "FAIL corrupt-ci: the log does not give the reason"; grep -m3 "ci\[" "$out/log" || true
     failed=$((failed + 1))
 elif ! names_blob_once "$out/log" "$id"; then
-    echo "FAIL corrupt-ci: a log line names the blob more than once:"; grep -m1 -E "$id.*$id" "$out/log"
+    echo "FAIL corrupt-ci: a log line names the blob more than once:"; grep -m1 -E "$id.*$id" "$out/log" || true
     failed=$((failed + 1))
 else
     echo "PASS corrupt-ci"
     passed=$((passed + 1))
+fi
+
+# The work_dir chunk-table cache is keyed by blob id alone. Image A (verify:
+# false) serves a copy of blob X whose chunk table was tampered with (a crc32
+# changed, so the table still parses); image B serves the real X, with a TOC
+# the bootstrap records. A's unverified table must not be cached for B, and
+# a cached table that B's TOC does not vouch for is fetched again.
+out=$work/meta-cache
+mkdir -p "$out/work"
+id=$("$mkimage" -c 64K -z zstd -C v2 --crc32 --toc --ci-compressor none --blob-data "$out/expected.cache" \
+     -o "$out/b" "$src" | tail -n 1)
+cp -r "$out/b" "$out/a"
+flip_crc() {  # file, offset of the ci table in it
+    python3 - "$1" "$2" <<'PY'
+import struct, sys
+data = bytearray(open(sys.argv[1], 'rb').read())
+at = int(sys.argv[2]) + 16           # ci[0].data: crc32 in its low 32 bits
+struct.pack_into('<I', data, at, struct.unpack_from('<I', data, at)[0] ^ 0x5a5a)
+open(sys.argv[1], 'wb').write(data)
+PY
+}
+ci_offset_of() {  # blob: where its ci table starts (s_ci_offset of the header at its tail)
+    python3 - "$1" <<'PY'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+magic = struct.pack('<I', 0xB10BB10B)
+hdr = next(i for i in range(len(data) - 4096, -1, -1) if data[i:i+4] == magic and data[i+4092:i+4096] == magic)
+print(struct.unpack_from('<Q', data, hdr + 16)[0])
+PY
+}
+flip_crc "$out/a/$id" "$(ci_offset_of "$out/a/$id")"
+FAKE_FILL_CONFIG="verify: false" "$fill" "$out/a/image.boot" "$out/a" "$id" "$out/a.cache" "$out/work" \
+    >"$out/log-a" 2>&1 || true
+if "$fill" "$out/b/image.boot" "$out/b" "$id" "$out/b.cache" "$out/work" >"$out/log-b" 2>&1 &&
+    cmp -s "$out/expected.cache" "$out/b.cache"; then
+    echo "PASS meta-cache-not-poisoned"
+    passed=$((passed + 1))
+else
+    echo "FAIL meta-cache-not-poisoned: image B used image A's unverified chunk table"; grep -m2 refused "$out/log-b" || true
+    failed=$((failed + 1))
+fi
+# B's run cached the verified table; tamper with the cache file itself.
+if [ ! -f "$out/work/$id.blob.meta" ]; then
+    echo "FAIL meta-cache-validated: image B did not cache its verified chunk table"
+    failed=$((failed + 1))
+else
+    flip_crc "$out/work/$id.blob.meta" 0
+    if "$fill" "$out/b/image.boot" "$out/b" "$id" "$out/b2.cache" "$out/work" >"$out/log-b2" 2>&1 &&
+        cmp -s "$out/expected.cache" "$out/b2.cache" && grep -q "does not match the blob's TOC; fetching it again" "$out/log-b2"; then
+        echo "PASS meta-cache-validated"
+        passed=$((passed + 1))
+    else
+        echo "FAIL meta-cache-validated: a tampered cached chunk table was not refetched"; grep -m2 refused "$out/log-b2" || true
+        failed=$((failed + 1))
+    fi
+fi
+# Without a TOC nothing vouches for a table: it is cached per backend source,
+# so A's tampered copy (another directory) still cannot stand in for B's.
+out=$work/meta-cache-notoc
+mkdir -p "$out/work"
+id=$("$mkimage" -c 64K -z zstd -C v2 --crc32 --ci-compressor none --blob-data "$out/expected.cache" \
+     -o "$out/b" "$src" | tail -n 1)
+cp -r "$out/b" "$out/a"
+flip_crc "$out/a/$id" "$(ci_offset_of "$out/a/$id")"
+FAKE_FILL_CONFIG="verify: false" "$fill" "$out/a/image.boot" "$out/a" "$id" "$out/a.cache" "$out/work" \
+    >"$out/log-a" 2>&1 || true
+if "$fill" "$out/b/image.boot" "$out/b" "$id" "$out/b.cache" "$out/work" >"$out/log-b" 2>&1 &&
+    cmp -s "$out/expected.cache" "$out/b.cache" && ls "$out/work/$id".src-*.blob.meta >/dev/null 2>&1; then
+    echo "PASS meta-cache-per-source"
+    passed=$((passed + 1))
+else
+    echo "FAIL meta-cache-per-source: image B used image A's chunk table"; grep -m2 -E "refused|crc" "$out/log-b" || true
+    failed=$((failed + 1))
 fi
 
 # Truncation inside a read window: the blob is cut in half after a first
