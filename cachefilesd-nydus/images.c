@@ -13,6 +13,7 @@
 #include "backend_factory.h"
 #include "storage/codec/codec.h"
 #include "storage/device/rafs_bootstrap.h"
+#include "storage/util/log.h"
 #include "storage/util/macros.h"
 
 /* Bootstraps are metadata only; anything larger is not one. */
@@ -30,6 +31,7 @@ typedef struct Image {
     const char *boot_name;
     Backend *blob_backend;
     char source_tag[24];            /* "src-" + 16 hex: the blob backend, for the chunk-table cache */
+    char *error;                    /* why the image is not served (set up failed), or NULL */
 } Image;
 
 struct ImageRegistry {
@@ -154,7 +156,59 @@ static int read_rafs_bootstrap(const char *path, Image *img, char *err, size_t e
     return 0;
 }
 
-int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool,
+/* Drop what a failed set-up left, so that nothing looks the image up half-made. */
+static void image_clear(Image *img)
+{
+    erofs_image_info_clear(&img->info);
+    rafs_bootstrap_clear(&img->rafs);
+    img->is_rafs = false;
+    free(img->chunk_table);
+    img->chunk_table = NULL;
+    img->chunk_table_len = 0;
+    img->boot_backend = backend_free(img->boot_backend);
+    img->blob_backend = backend_free(img->blob_backend);
+}
+
+/* Read the image's bootstrap and make its backends. */
+static int image_setup(Image *img, Loop *loop, char *err, size_t err_len)
+{
+    const ImageConfig *ic = img->cfg;
+    int r = read_image_head(ic->bootstrap, &img->info, err, err_len);
+    if (r < 0)
+        return r;
+    if (img->info.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6) {
+        img->is_rafs = true;
+        r = read_rafs_bootstrap(ic->bootstrap, img, err, err_len);
+        if (r < 0)
+            return r;
+    }
+    char dir[4096];
+    const char *slash = strrchr(ic->bootstrap, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash == ic->bootstrap ? 1 : (int)(slash - ic->bootstrap), ic->bootstrap);
+    img->boot_name = slash + 1;
+    r = backend_localfs_new(&img->boot_backend, loop, dir);
+    if (r < 0) {
+        snprintf(err, err_len, "cannot open %s: %s", dir, strerror(-r));
+        return r;
+    }
+    r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
+    if (r < 0)
+        return r;
+    compute_source_tag(ic, dir, img->source_tag);
+    return 0;
+}
+
+static int image_mark_unserved(Image *img, const char *why)
+{
+    image_clear(img);
+    img->error = strdup(why);
+    if (!img->error)
+        return -ENOMEM;
+    log_error("image %s is not served: %s", img->cfg->fsid, why);
+    return 0;
+}
+
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool, char **setup_errors,
                        char *err, size_t err_len)
 {
     ImageRegistry *reg = calloc(1, sizeof(*reg));
@@ -174,37 +228,43 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkP
         reg->n_images = i + 1;
         img->cfg = ic;
         img->volume = ic->domain_id ? ic->domain_id : ic->fsid;
-        int r = read_image_head(ic->bootstrap, &img->info, err, err_len);
-        if (r < 0)
-            goto fail;
-        if (img->info.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6) {
-            img->is_rafs = true;
-            r = read_rafs_bootstrap(ic->bootstrap, img, err, err_len);
-            if (r < 0)
-                goto fail;
-        }
-
-        char dir[4096];
-        const char *slash = strrchr(ic->bootstrap, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash == ic->bootstrap ? 1 : (int)(slash - ic->bootstrap),
-                 ic->bootstrap);
-        img->boot_name = slash + 1;
-        r = backend_localfs_new(&img->boot_backend, loop, dir);
+        char why[512];
+        int r = 0;
+        /* One bad image must not cost the others: it is logged, reported by `status` and refused. */
+        if (setup_errors && setup_errors[i])
+            r = image_mark_unserved(img, setup_errors[i]);
+        else if (!ic->bootstrap)
+            r = image_mark_unserved(img, "it has no bootstrap");
+        else if ((r = image_setup(img, loop, why, sizeof(why))) == -ENOMEM)
+            ;
+        else if (r < 0)
+            r = image_mark_unserved(img, why);
         if (r < 0) {
-            snprintf(err, err_len, "image %s: cannot open %s: %s", ic->fsid, dir, strerror(-r));
-            goto fail;
+            snprintf(err, err_len, "image %s: out of memory", ic->fsid);
+            image_registry_free(reg);
+            return r;
         }
-        r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
-        if (r < 0)
-            goto fail;
-        compute_source_tag(ic, dir, img->source_tag);
-        continue;
-fail:
-        image_registry_free(reg);
-        return r;
     }
     *ret = reg;
     return 0;
+}
+
+const char *image_registry_error(const ImageRegistry *reg, const char *fsid)
+{
+    for (size_t i = 0; i < reg->n_images; i++)
+        if (strcmp(reg->images[i].cfg->fsid, fsid) == 0)
+            return reg->images[i].error;
+    return NULL;
+}
+
+size_t image_registry_render_errors(const ImageRegistry *reg, char *out, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n_images && n < len; i++)
+        if (reg->images[i].error)
+            n += (size_t)snprintf(out + n, len - n, "image %s not served: %s\n", reg->images[i].cfg->fsid,
+                                  reg->images[i].error);
+    return n < len ? n : len ? len - 1 : 0;
 }
 
 ImageRegistry *image_registry_free(ImageRegistry *reg)
@@ -212,11 +272,8 @@ ImageRegistry *image_registry_free(ImageRegistry *reg)
     if (!reg)
         return NULL;
     for (size_t i = 0; i < reg->n_images; i++) {
-        erofs_image_info_clear(&reg->images[i].info);
-        rafs_bootstrap_clear(&reg->images[i].rafs);
-        free(reg->images[i].chunk_table);
-        backend_free(reg->images[i].boot_backend);
-        backend_free(reg->images[i].blob_backend);
+        image_clear(&reg->images[i]);
+        free(reg->images[i].error);
     }
     free(reg->images);
     free(reg);
@@ -255,6 +312,13 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
         Image *img = &reg->images[i];
         if (strcmp(img->volume, volume) != 0)
             continue;
+        if (img->error) {
+            if (strcmp(img->cfg->fsid, cookie_key) == 0) {
+                snprintf(why, why_len, "image %s is not served: %s", img->cfg->fsid, img->error);
+                return -EIO;
+            }
+            continue;
+        }
         if (strcmp(img->cfg->fsid, cookie_key) == 0) {
             /* A bootstrap holding only metadata is small and read block by block: prefill it. */
             bool prefill = img->cfg->prefill_bootstrap >= 0 ? img->cfg->prefill_bootstrap
@@ -339,7 +403,7 @@ static const Image *image_of_rafs_blob(const ImageRegistry *reg, const RafsBlob 
 {
     for (size_t i = 0; i < reg->n_images; i++) {
         const Image *img = &reg->images[i];
-        if (img->is_rafs && rb >= img->rafs.blobs && rb < img->rafs.blobs + img->rafs.blob_count)
+        if (img->is_rafs && img->rafs.blobs && rb >= img->rafs.blobs && rb < img->rafs.blobs + img->rafs.blob_count)
             return img;
     }
     return NULL;

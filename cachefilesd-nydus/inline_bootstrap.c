@@ -263,7 +263,7 @@ static int resolve_image(const Config *cfg, ImageConfig *ic, Loop *loop, CodecCt
 {
     char path[4096], why[512];
     if (snprintf(path, sizeof(path), "%s/%s.image.boot", cfg->work_dir, ic->bootstrap_blob) >= (int)sizeof(path))
-        return snprintf(err, err_len, "image %s: work_dir path is too long", ic->fsid), -ENAMETOOLONG;
+        return snprintf(err, err_len, "work_dir path is too long"), -ENAMETOOLONG;
 
     if (!stored_bootstrap_ok(path, ic->bootstrap_blob)) {
         Fetch *f = calloc(1, sizeof(*f));
@@ -286,14 +286,14 @@ static int resolve_image(const Config *cfg, ImageConfig *ic, Loop *loop, CodecCt
         /* else a request is still pending and may complete into f: it is left alone,
          * and the daemon exits on this error anyway. */
         if (r < 0)
-            return snprintf(err, err_len, "image %s: %s", ic->fsid, why), r;
+            return snprintf(err, err_len, "%s", why), r;
         struct iovec iov = { .iov_base = boot, .iov_len = len };
         r = fs_mkdir_p(cfg->work_dir, 0755);
         if (r == 0)
             r = fs_write_atomic(path, &iov, 1, 0644);
         free(boot);
         if (r < 0)
-            return snprintf(err, err_len, "image %s: storing %s: %s", ic->fsid, path, strerror(-r)), r;
+            return snprintf(err, err_len, "storing %s: %s", path, strerror(-r)), r;
         log_info("image %s: bootstrap taken from blob %s (%zu bytes, %.0f ms) into %s", ic->fsid,
                  ic->bootstrap_blob, len, (double)(loop_now_ns() - t0) / 1e6, path);
     } else {
@@ -303,7 +303,7 @@ static int resolve_image(const Config *cfg, ImageConfig *ic, Loop *loop, CodecCt
     return ic->bootstrap ? 0 : -ENOMEM;
 }
 
-int inline_bootstrap_resolve(Config *cfg, Loop *loop, char *err, size_t err_len)
+int inline_bootstrap_resolve(Config *cfg, Loop *loop, char **errors, char *err, size_t err_len)
 {
     CodecCtx *codec = NULL;
     int r = 0;
@@ -315,7 +315,14 @@ int inline_bootstrap_resolve(Config *cfg, Loop *loop, char *err, size_t err_len)
             snprintf(err, err_len, "no memory for a codec context");
             break;
         }
-        r = resolve_image(cfg, ic, loop, codec, err, err_len);
+        char why[1024] = "";
+        r = resolve_image(cfg, ic, loop, codec, why, sizeof(why));
+        if (r == -ENOMEM)
+            snprintf(err, err_len, "image %s: %s", ic->fsid, why[0] ? why : "out of memory");
+        else if (r < 0 && !(errors[i] = strdup(why)))
+            r = -ENOMEM;
+        else
+            r = 0;      /* this image is not served; the others are */
     }
     codec_ctx_free(codec);
     return r;

@@ -23,10 +23,12 @@
 /*
  * Resolve every image of cfg that names a bootstrap_blob and no bootstrap.
  * Runs `loop` until done (the daemon's loop, before any front-end starts);
- * each fetch step is bounded by cfg->request_timeout. 0, or -errno with the
- * image and the reason in err.
+ * each fetch step is bounded by cfg->request_timeout. An image that fails
+ * keeps no bootstrap and gets its reason in errors[i] (malloc'd; errors has
+ * cfg->n_images slots): the others are still resolved. 0, or -ENOMEM with
+ * err.
  */
-int inline_bootstrap_resolve(Config *cfg, Loop *loop, char *err, size_t err_len);
+int inline_bootstrap_resolve(Config *cfg, Loop *loop, char **errors, char *err, size_t err_len);
 
 /*
  * Give the blob that carries `boot` its real id `blob_id`, in the blob table
