@@ -415,6 +415,8 @@ int mk_blob_add_ref_chunk(MkBlob *b, const MkNode *node, const uint8_t *data, ui
                ref->in_len, (unsigned long long)ref->in_offset);
         return -EFBIG;
     }
+    if (b->o.zran_holes && b->nchunks)
+        b->uoff_end = cfn_align_up(b->uoff_end, EROFS_BLKSIZ) + EROFS_BLKSIZ;
     MkChunk t = { .coff = ref->in_offset, .csize = ref->in_len, .usize = len, .compressed = true,
                   .file_offset = file_offset, .kind = MK_CHUNK_ZRAN,
                   .ctx_index = ref->ctx_index, .ctx_offset = ref->ctx_offset };

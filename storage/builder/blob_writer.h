@@ -46,6 +46,8 @@ typedef struct MkBlobOptions {
     int level;                      /* compression level, 0 = library default */
     uint32_t batch_size;            /* 0, or pack chunks smaller than this into batches (V2) */
     bool targz_ref;                 /* ZRAN chunks into a .tar.gz, separate meta blob */
+    bool zran_holes;                /* targz-ref: a 4 KiB hole before every chunk but the first,
+                                     * as nydus-image's ZRan tables may have (a test layout) */
 } MkBlobOptions;
 
 enum mk_chunk_kind { MK_CHUNK_PLAIN, MK_CHUNK_BATCH, MK_CHUNK_ZRAN };

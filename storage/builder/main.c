@@ -64,6 +64,10 @@ static void usage(FILE *f)
         "                             and the ci table, zran contexts and dictionaries\n"
         "                             go to a separate meta blob OUTDIR/<its sha256>\n"
         "                             (implies -C v2; no -z/--toc/--crc32/--batch-size)\n"
+        "      --zran-holes           with --targz-ref: leave a 4 KiB hole in the\n"
+        "                             uncompressed address space before every chunk\n"
+        "                             but the first (ZRan tables with gaps, as\n"
+        "                             nydus-image may write them)\n"
         "      --blob-data PATH       also write the expected cache file (the blob's\n"
         "                             uncompressed address space), a test oracle\n"
         "  -h, --help                 show this help\n"
@@ -101,7 +105,7 @@ static int parse_compressor(const char *s, enum blob_compressor *out)
 }
 
 enum { OPT_CI_COMPRESSOR = 0x100, OPT_CRC32, OPT_NO_DEDUP, OPT_BLOB_DATA, OPT_BATCH_SIZE, OPT_TARGZ_REF,
-       OPT_LEGACY_INLINE };
+       OPT_LEGACY_INLINE, OPT_ZRAN_HOLES };
 
 /* 0 to run, 1 to exit successfully (help/version), -EINVAL on bad usage. */
 static int parse_argv(int argc, char **argv, Args *a)
@@ -123,6 +127,7 @@ static int parse_argv(int argc, char **argv, Args *a)
         { "batch-size", required_argument, NULL, OPT_BATCH_SIZE },
         { "targz-ref", no_argument, NULL, OPT_TARGZ_REF },
         { "legacy-inline-bootstrap", no_argument, NULL, OPT_LEGACY_INLINE },
+        { "zran-holes", no_argument, NULL, OPT_ZRAN_HOLES },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         {},
@@ -197,6 +202,7 @@ static int parse_argv(int argc, char **argv, Args *a)
             }
             break;
         case OPT_TARGZ_REF: a->blob.targz_ref = true; break;
+        case OPT_ZRAN_HOLES: a->blob.zran_holes = true; break;
         case OPT_LEGACY_INLINE: a->blob.legacy_inline = a->blob.inline_bootstrap = a->blob.toc = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("nydus-mkimage %s (git %s)\n", CFN_VERSION, CFN_GIT_COMMIT); return 1;
@@ -226,6 +232,9 @@ static int parse_argv(int argc, char **argv, Args *a)
             return -EINVAL;
         }
         a->blob.compressor = BLOB_COMP_GZIP;
+    } else if (a->blob.zran_holes) {
+        mk_err("--zran-holes needs --targz-ref");
+        return -EINVAL;
     }
     if (a->blob.crc32 && a->blob.ci_version != 2) {
         mk_err("--crc32 needs --chunk-info v2 (v1 entries have no crc field)");

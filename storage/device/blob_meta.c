@@ -306,7 +306,8 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
         if (e.uoff < next_uoff)
             return CBAD("uncompressed range at 0x%" PRIx64 " overlaps ci[%" PRIu32 "] (ends 0x%" PRIx64 ")", e.uoff,
                         i - 1, next_uoff);
-        if (e.uoff != next_uoff)
+        /* ZRan tables may leave holes (nydusd's lookups allow them; no file maps them). */
+        if (e.uoff != next_uoff && !zran)
             return CBAD("uncompressed offset 0x%" PRIx64 ", dense 4 KiB packing requires 0x%" PRIx64, e.uoff,
                         next_uoff);
         if (e.coff < prev_coff)

@@ -20,7 +20,8 @@
  * Both do blocking file I/O: call them from a worker, not the event loop.
  *
  * RESULT. blob->chunks[i] is ci entry i (ci index == chunk index, sorted by
- * uncompressed offset, densely packed at 4 KiB); BATCH and ZRAN chunks carry
+ * uncompressed offset, densely packed at 4 KiB, except that ZRAN chunks may
+ * leave 4 KiB-aligned holes between them, as upstream allows); BATCH and ZRAN chunks carry
  * ctx_index/ctx_offset, and blob_meta_batch()/blob_meta_zran() return the
  * context decompression needs. The contexts and the raw ci live in
  * blob->meta_private and are freed by blob_info_free().

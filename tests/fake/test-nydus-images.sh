@@ -76,6 +76,25 @@ tar --sort=name --mtime=@1600000000 --owner=0 --group=0 --numeric-owner -C "$src
 SRC=$work/src.tar.gz check "targz-64k-blake3" --targz-ref
 SRC=$work/src.tar.gz check "targz-4k-sha256" --targz-ref -c 4K -d sha256
 SRC=$work/src.tar.gz check "targz-1m-no-dedup" --targz-ref -c 1M --no-dedup
+# A ZRan chunk table with 4 KiB holes between chunks (nydus-image writes such tables; they
+# used to be refused: "dense 4 KiB packing").
+SRC=$work/src.tar.gz check "targz-holes" --targz-ref --zran-holes
+# Multi-member gzip: the tar cut in two mid-file and each half gzip'd (cat a.gz b.gz), and
+# bgzip-like members of 60000 bytes each. Chunks run across member boundaries: the builder
+# used to refuse them and the daemon failed them with EBADMSG.
+tar --sort=name --mtime=@1600000000 --owner=0 --group=0 --numeric-owner -C "$src" -cf "$work/src.tar" .
+python3 - "$work/src.tar" "$work" <<'PY'
+import gzip, sys
+data = open(sys.argv[1], 'rb').read()
+half = len(data) // 2 + 12345
+open(sys.argv[2] + '/two.tar.gz', 'wb').write(gzip.compress(data[:half], mtime=0) +
+                                              gzip.compress(data[half:], mtime=0))
+open(sys.argv[2] + '/bgzip.tar.gz', 'wb').write(
+    b''.join(gzip.compress(data[i:i + 60000], mtime=0) for i in range(0, len(data), 60000)))
+PY
+SRC=$work/two.tar.gz check "targz-two-members" --targz-ref
+SRC=$work/bgzip.tar.gz check "targz-bgzip-members" --targz-ref
+SRC=$work/bgzip.tar.gz check "targz-bgzip-members-4k-holes" --targz-ref -c 4K --zran-holes
 
 # Corruption: flip a byte in the middle of the first chunk's data.
 out=$work/corrupt
