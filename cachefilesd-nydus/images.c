@@ -30,7 +30,7 @@ typedef struct Image {
     Backend *boot_backend;          /* localfs over the bootstrap's directory */
     const char *boot_name;
     Backend *blob_backend;
-    char source_tag[24];            /* "src-" + 16 hex: the blob backend, for the chunk-table cache */
+    char source_tag[IMAGE_SOURCE_TAG_SIZE];     /* the blob backend, for the chunk-table cache */
     char *error;                    /* why the image is not served (set up failed), or NULL */
 } Image;
 
@@ -42,13 +42,7 @@ struct ImageRegistry {
     size_t n_images;
 };
 
-/*
- * Where an image's blobs come from, as a short file name part: the chunk
- * tables no TOC vouches for are cached per source (nydus_blob.h), so that an
- * image cannot hand another one, with another backend, a table of the same
- * blob id. The fields that select the objects; never credentials.
- */
-static void compute_source_tag(const ImageConfig *ic, const char *boot_dir, char out[24])
+void image_source_tag(const ImageConfig *ic, const char *boot_dir, char out[IMAGE_SOURCE_TAG_SIZE])
 {
     static const char *const keys[] = { "scheme", "host", "repo", "endpoint", "region", "bucket_name",
                                         "object_prefix", "addr", "path" };
@@ -65,7 +59,7 @@ static void compute_source_tag(const ImageConfig *ic, const char *boot_dir, char
     }
     uint8_t d[BLOB_DIGEST_SIZE];
     codec_digest(NULL, BLOB_DIGEST_BLAKE3, desc, n < sizeof(desc) ? n : sizeof(desc) - 1, d);
-    snprintf(out, 24, "src-%02x%02x%02x%02x%02x%02x%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+    snprintf(out, IMAGE_SOURCE_TAG_SIZE, "src-%02x%02x%02x%02x%02x%02x%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
 }
 
 /* The head of an image up to the end of its device table. */
@@ -194,7 +188,7 @@ static int image_setup(Image *img, Loop *loop, char *err, size_t err_len)
     r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
     if (r < 0)
         return r;
-    compute_source_tag(ic, dir, img->source_tag);
+    image_source_tag(ic, dir, img->source_tag);
     return 0;
 }
 

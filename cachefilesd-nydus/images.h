@@ -61,6 +61,18 @@ void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req);
 int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool, char **setup_errors,
                        char *err, size_t err_len);
 
+/*
+ * Where an image's blobs come from, as a short file name part ("src-" and 16
+ * hex digits): what is cached in work_dir from a blob that nothing else
+ * vouches for (chunk tables without a TOC, bootstraps taken out of blobs) is
+ * kept per source, so that an image cannot hand another one, with another
+ * backend, its copy for the same blob id. Hashes the fields that select the
+ * objects (localfs dir, or scheme/host/repo/endpoint/bucket/prefix/...);
+ * never credentials. `boot_dir` stands in for a localfs backend without dir.
+ */
+#define IMAGE_SOURCE_TAG_SIZE 24
+void image_source_tag(const ImageConfig *ic, const char *boot_dir, char out[IMAGE_SOURCE_TAG_SIZE]);
+
 /* Why image `fsid` is not served, or NULL (served, or not configured). */
 const char *image_registry_error(const ImageRegistry *reg, const char *fsid);
 

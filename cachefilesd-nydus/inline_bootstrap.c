@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "backend_factory.h"
+#include "images.h"
 #include "storage/codec/codec.h"
 #include "storage/device/rafs_bootstrap.h"
 #include "storage/device/toc.h"
@@ -261,8 +262,11 @@ static bool stored_bootstrap_ok(const char *path, const char *id)
 
 static int resolve_image(const Config *cfg, ImageConfig *ic, Loop *loop, CodecCtx *codec, char *err, size_t err_len)
 {
-    char path[4096], why[512];
-    if (snprintf(path, sizeof(path), "%s/%s.image.boot", cfg->work_dir, ic->bootstrap_blob) >= (int)sizeof(path))
+    char path[4096], why[512], tag[IMAGE_SOURCE_TAG_SIZE];
+    /* Per backend source: another image's backend may hold other bytes under the same blob id. */
+    image_source_tag(ic, cfg->work_dir, tag);
+    if (snprintf(path, sizeof(path), "%s/%s.%s.image.boot", cfg->work_dir, ic->bootstrap_blob, tag) >=
+        (int)sizeof(path))
         return snprintf(err, err_len, "work_dir path is too long"), -ENAMETOOLONG;
 
     if (!stored_bootstrap_ok(path, ic->bootstrap_blob)) {
