@@ -13,6 +13,7 @@
 #include "backend_factory.h"
 #include "storage/codec/codec.h"
 #include "storage/device/rafs_bootstrap.h"
+#include "storage/util/fsutil.h"
 #include "storage/util/log.h"
 #include "storage/util/macros.h"
 
@@ -65,10 +66,10 @@ void image_source_tag(const ImageConfig *ic, const char *boot_dir, char out[IMAG
 /* The head of an image up to the end of its device table. */
 static int read_image_head(const char *path, ErofsImageInfo *info, char *err, size_t err_len)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = fs_open_regular(path, 0);
     if (fd < 0) {
-        int r = -errno;
-        snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+        int r = fd;
+        snprintf(err, err_len, "bootstrap %s: %s", path, r == -EINVAL ? "not a regular file" : strerror(-r));
         return r;
     }
     size_t want = 4096;
@@ -110,11 +111,11 @@ static int read_image_head(const char *path, ErofsImageInfo *info, char *err, si
 static int read_rafs_bootstrap(const char *path, Image *img, char *err, size_t err_len)
 {
     RafsBootstrap *rafs = &img->rafs;
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = fs_open_regular(path, 0);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        int r = -errno;
-        snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+        int r = fd < 0 ? fd : -errno;
+        snprintf(err, err_len, "bootstrap %s: %s", path, r == -EINVAL ? "not a regular file" : strerror(-r));
         return r;
     }
     if ((uint64_t)st.st_size > BOOTSTRAP_MAX_BYTES) {
@@ -182,7 +183,7 @@ static int image_setup(Image *img, Loop *loop, char *err, size_t err_len)
     img->boot_name = slash + 1;
     r = backend_localfs_new(&img->boot_backend, loop, dir);
     if (r < 0) {
-        snprintf(err, err_len, "cannot open %s: %s", dir, strerror(-r));
+        snprintf(err, err_len, "cannot open %.300s: %s", dir, strerror(-r));
         return r;
     }
     r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);

@@ -238,7 +238,7 @@ static int extract_from_blob(Fetch *f, CodecCtx *codec, const char *id, uint32_t
 /* A bootstrap an earlier run stored: usable when it parses and lists the blob. */
 static bool stored_bootstrap_ok(const char *path, const char *id)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = fs_open_regular(path, O_NOFOLLOW);
     if (fd < 0)
         return false;
     struct stat st;
@@ -297,7 +297,7 @@ static int resolve_image(const Config *cfg, ImageConfig *ic, Loop *loop, CodecCt
             r = fs_write_atomic(path, &iov, 1, 0644);
         free(boot);
         if (r < 0)
-            return snprintf(err, err_len, "storing %s: %s", path, strerror(-r)), r;
+            return snprintf(err, err_len, "storing %.600s: %s", path, strerror(-r)), r;
         log_info("image %s: bootstrap taken from blob %s (%zu bytes, %.0f ms) into %s", ic->fsid,
                  ic->bootstrap_blob, len, (double)(loop_now_ns() - t0) / 1e6, path);
     } else {

@@ -521,7 +521,8 @@ int blob_meta_cache_load_tagged(const char *dir, const char *tag, const RafsBlob
     if (r < 0)
         return r;
 
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Not blocking: a FIFO planted in work_dir must not hold a worker forever (refused below). */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         r = -errno;
         return why_fail(r, why, why_len, "open %s: %s", path, strerror(-r));

@@ -770,10 +770,17 @@ static void test_bad_image_does_not_stop_the_others(void)
     fclose(f);
     snprintf(inl, sizeof(inl), "%s/no-blobs", e.dir);
     CHECK_EQ_INT(mkdir(inl, 0700), 0);
+    /* A FIFO as bootstrap: opening it must not hang the start-up (it did, waiting for a writer). */
+    char fifo[128];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.img", e.dir);
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    alarm(60);
     snprintf(yaml, sizeof(yaml),
+             "  - fsid: fifo\n    bootstrap: %s\n"
              "  - fsid: bad\n    bootstrap: %s\n"
              "  - fsid: good\n    bootstrap: %s\n"
-             "  - fsid: gone\n    bootstrap_blob: %064d\n    backend: {type: localfs, dir: %s}\n", bad, good, 0, inl);
+             "  - fsid: gone\n    bootstrap_blob: %064d\n    backend: {type: localfs, dir: %s}\n", fifo, bad, good, 0,
+             inl);
     env_start(&e, yaml);
 
     int64_t copen = 0;
@@ -801,6 +808,8 @@ static void test_bad_image_does_not_stop_the_others(void)
     CHECK(strstr(call.out, "image bad not served: bootstrap ") != NULL);
     CHECK(strstr(call.out, "is not a usable erofs image") != NULL);
     CHECK(strstr(call.out, "image gone not served: ") != NULL);
+    CHECK(strstr(call.out, "image fifo not served: bootstrap ") != NULL && strstr(call.out, "not a regular file"));
+    alarm(0);
     CHECK(strstr(call.out, "image good") == NULL);
     if (call.res == 0)
         fprintf(stderr, "status:\n%s", call.out);
