@@ -819,6 +819,43 @@ static void test_bad_image_does_not_stop_the_others(void)
     free(src);
 }
 
+/*
+ * A FIFO named like a data blob in the blob directory: its OPEN is refused
+ * with a clear reason, and the daemon keeps answering the other blob's READs
+ * meanwhile. (Opening the FIFO on the loop thread hung the whole daemon.)
+ */
+static void test_fifo_blob(void)
+{
+    Env e;
+    env_init(&e);
+    char boot[128], blob[128], fifo[128], yaml[512];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
+    snprintf(blob, sizeof(blob), "%s/boot2.img", e.dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifoblob", e.dir);
+    uint8_t *bsrc = write_image(boot, 4 * 4096, 31, "fifoblob", 64);
+    uint8_t *gsrc = write_image(blob, 16 * 4096, 32, NULL, 0);
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    alarm(60);
+    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n  - fsid: boot2.img\n    bootstrap: %s\n",
+             boot, blob);
+    env_start(&e, yaml);
+
+    int64_t copen = 0, fcopen = 1;
+    int gfd = open_object(&e, 1, 1, "erofs,boot2.img", "boot2.img", "good", 16 * 4096, &copen);
+    CHECK_EQ_INT(copen, 16 * 4096);
+    int ffd = open_cache_file(&e, "fifo", 64 * 4096);
+    fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "fifoblob", ffd);
+    fake_device_push_read(e.dev, 3, 1, 0, 4096);
+    run_until_completed(&e, 3, 1);
+    CHECK(range_equals(gfd, gsrc, 0, 4096));
+    run_until_copen(&e, 2, &fcopen);
+    CHECK(fcopen < 0);
+    alarm(0);
+    env_stop(&e);
+    free(bsrc);
+    free(gsrc);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -846,5 +883,6 @@ int main(void)
     RUN(test_prefetch_stops_on_failures);
     RUN(test_bad_config_is_reported);
     RUN(test_bad_image_does_not_stop_the_others);
+    RUN(test_fifo_blob);
     return TEST_EXIT();
 }
