@@ -44,10 +44,18 @@ int daemon_new(Daemon **ret, Config *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "cache service: %s", strerror(-r));
         goto fail;
     }
-    r = inline_bootstrap_resolve(cfg, d->loop, err, err_len);
-    if (r < 0)
+    /* A bad image is logged and reported, never fatal: the others are served. */
+    char **image_errors = calloc(cfg->n_images ? cfg->n_images : 1, sizeof(*image_errors));
+    if (!image_errors) {
+        r = -ENOMEM;
         goto fail;
-    r = image_registry_new(&d->images, cfg, d->loop, d->pool, err, err_len);
+    }
+    r = inline_bootstrap_resolve(cfg, d->loop, image_errors, err, err_len);
+    if (r == 0)
+        r = image_registry_new(&d->images, cfg, d->loop, d->pool, image_errors, err, err_len);
+    for (size_t i = 0; i < cfg->n_images; i++)
+        free(image_errors[i]);
+    free(image_errors);
     if (r < 0)
         goto fail;
     *ret = d;

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include "cachefiles_device.h"
+#include "control.h"
 #include "daemon.h"
+#include "frontend_fanotify.h"
 #include "storage/cache/readahead.h"
 #include "storage/util/fsutil.h"
 #include "storage/util/log.h"
@@ -86,6 +88,7 @@ typedef struct CachefilesFrontend {
     unsigned live_prefills;         /* bootstrap prefills not ended */
     unsigned live_opens;            /* OPENs still resolving their blob */
     CfObject *objects[OBJECT_BUCKETS];
+    ControlServer *control;         /* `status`; NULL when the socket could not be made */
     uint8_t msg_buf[CACHEFILES_MSG_MAX_SIZE];
 } CachefilesFrontend;
 
@@ -460,7 +463,7 @@ static void open_complete(CachefilesFrontend *fe, CfPendingOpen *po, BlobInfo *b
     log_info("OPEN object=%" PRIu32 " volume=%s blob=%s size=%" PRIu64 " (%s)", obj->object_id,
              po->volume, po->cookie, size, obj->role == BLOB_ROLE_BOOTSTRAP ? "bootstrap" : "data");
     if (po->blob_open.why[0])
-        log_warn("OPEN object=%" PRIu32 ": %s", obj->object_id, po->blob_open.why);
+        log_warn("OPEN object=%" PRIu32 " blob=%s: %s", obj->object_id, po->cookie, po->blob_open.why);
     if (src->prefill && size) {
         obj->refs++;
         fe->live_prefills++;
@@ -623,6 +626,43 @@ static void device_arm(CachefilesFrontend *fe)
     }
 }
 
+/* ---- control socket: `status` only (mounts are the kernel's: mount -t erofs -o fsid=) ---- */
+
+static void control_handle(void *ctx, ControlRequest *req)
+{
+    CachefilesFrontend *fe = ctx;
+    const DaemonStats *s = &fe_daemon(fe)->stats;
+    if (strcmp(req->argv[0], "status") != 0 || req->argc != 1) {
+        control_reply(req, -EOPNOTSUPP, "the fscache front-end answers 'status' only; mount with "
+                      "mount -t erofs none -o fsid=FSID DIR");
+        return;
+    }
+    char out[CONTROL_MAX_MSG - 16];
+    size_t n = (size_t)snprintf(out, sizeof(out), "frontend=fscache pid=%d opens=%" PRIu64 " open_failures=%" PRIu64
+                                " closes=%" PRIu64 " reads=%" PRIu64 " read_failures=%" PRIu64 " read_timeouts=%"
+                                PRIu64 " live_objects=%u\n", (int)getpid(), s->opens, s->open_failures, s->closes,
+                                s->reads, s->read_failures, s->read_timeouts, fe->live_objects);
+    if (n < sizeof(out))
+        image_registry_render_errors(fe_daemon(fe)->images, out + n, sizeof(out) - n);
+    control_reply(req, 0, "%s", out);
+}
+
+/* Best effort: the daemon serves mounts without it. */
+static void control_start(CachefilesFrontend *fe)
+{
+    const Config *cfg = fe_daemon(fe)->cfg;
+    char sock[4096], err[512];
+    int r = fs_mkdir_p(cfg->work_dir, 0755);
+    if (r == 0 && (r = fanotify_control_path(cfg->work_dir, sock, sizeof(sock))) < 0)
+        snprintf(err, sizeof(err), "work_dir path is too long for a socket");
+    else if (r == 0)
+        r = control_server_new(&fe->control, fe_daemon(fe)->loop, sock, control_handle, fe, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "cannot create %s: %s", cfg->work_dir, strerror(-r));
+    if (r < 0)
+        log_warn("no control socket, `status` will not answer: %s", err);
+}
+
 static int write_setup_cmd(CachefilesFrontend *fe, const char *cmd, int n)
 {
     if (n < 0)
@@ -649,6 +689,7 @@ static int cf_start(Frontend *base)
         else if (r < 0)
             log_warn("cachefiles: 'restore' failed: %s", strerror(-r));
         device_arm(fe);
+        control_start(fe);
         log_info("ready: took over the cache device (%zu image(s))", cfg->n_images);
         return 0;
     }
@@ -682,6 +723,7 @@ static int cf_start(Frontend *base)
         return r;
     }
     device_arm(fe);
+    control_start(fe);
     log_info("ready: serving erofs fscache mounts from %s (%zu image(s))", cfg->cache_dir, cfg->n_images);
     return 0;
 }
@@ -721,6 +763,7 @@ static void cf_free(Frontend *base)
                  "after 30 s", fe->live_objects, fe->live_requests, fe->live_opens, fe->ra_bytes + fe->pf_bytes);
     fe->stopping = true;
     prefetch_resume(fe);
+    fe->control = control_server_free(fe->control);
     cachefiles_device_free(fe->dev);
     free(fe);
 }

@@ -1277,6 +1277,8 @@ static void render_status(FanFrontend *fe, char *out, size_t len)
         s->latency_count ? (double)s->latency_ns_sum / (double)s->latency_count / 1000.0 : 0.0,
         (double)s->latency_ns_max / 1000.0, fe->live_events, cs.fetches, cs.bytes_fetched, cs.chunks_written,
         cs.bytes_written, cs.chunk_errors);
+    if (n < len)
+        n += image_registry_render_errors(fe_daemon(fe)->images, out + n, len - n);
     for (FanMount *m = fe->mounts; m && n < len; m = m->next)
         n += (size_t)snprintf(out + n, len - n, "mount %s %s\n", m->image->fsid, m->mountpoint);
     for (size_t i = 0; i < BLOB_BUCKETS; i++)
@@ -1317,6 +1319,11 @@ static void control_handle(void *ctx, ControlRequest *req)
         ic = image_find(fe, req->argv[1]);
         if (!ic) {
             control_reply(req, -ENOENT, "no image with fsid '%s' in the configuration", req->argv[1]);
+            return;
+        }
+        const char *unserved = image_registry_error(fe_daemon(fe)->images, ic->fsid);
+        if (unserved) {
+            control_reply(req, -EIO, "image %s is not served: %s", ic->fsid, unserved);
             return;
         }
         if (m) {
@@ -1391,6 +1398,12 @@ static void attach_recorded_mounts(FanFrontend *fe)
         if (!ic) {
             log_error("fanotify: %s is mounted with image %s, which is no longer configured: NOT served, reads of "
                       "missing data return zeros; unmount it", mnt, fsid);
+            continue;
+        }
+        const char *unserved = image_registry_error(fe_daemon(fe)->images, fsid);
+        if (unserved) {
+            log_error("fanotify: %s is mounted with image %s, which is not served (%s): reads of missing data "
+                      "return zeros; unmount it", mnt, fsid, unserved);
             continue;
         }
         FanJob *job = calloc(1, sizeof(*job));

@@ -12,7 +12,10 @@
 
 #include "backend_factory.h"
 #include "storage/cache/cache_file.h"
+#include "storage/codec/codec.h"
 #include "storage/device/rafs_bootstrap.h"
+#include "storage/util/fsutil.h"
+#include "storage/util/log.h"
 #include "storage/util/macros.h"
 
 /* Bootstraps are metadata only; anything larger is not one. */
@@ -29,6 +32,8 @@ typedef struct Image {
     Backend *boot_backend;          /* localfs over the bootstrap's directory */
     const char *boot_name;
     Backend *blob_backend;
+    char source_tag[IMAGE_SOURCE_TAG_SIZE];     /* the blob backend, for the chunk-table cache */
+    char *error;                    /* why the image is not served (set up failed), or NULL */
 } Image;
 
 struct ImageRegistry {
@@ -39,13 +44,33 @@ struct ImageRegistry {
     size_t n_images;
 };
 
+void image_source_tag(const ImageConfig *ic, const char *boot_dir, char out[IMAGE_SOURCE_TAG_SIZE])
+{
+    static const char *const keys[] = { "scheme", "host", "repo", "endpoint", "region", "bucket_name",
+                                        "object_prefix", "addr", "path" };
+    char desc[8192];
+    size_t n = (size_t)snprintf(desc, sizeof(desc), "type %d", (int)ic->backend.type);
+    if (ic->backend.type == BACKEND_TYPE_LOCALFS) {
+        n += (size_t)snprintf(desc + n, sizeof(desc) - n, "\ndir %s", ic->backend.dir ? ic->backend.dir : boot_dir);
+    } else {
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]) && n < sizeof(desc); k++) {
+            const ConfigNode *v = config_node_get(&ic->backend.fields, keys[k]);
+            if (v && v->kind == CONFIG_NODE_SCALAR && v->value)
+                n += (size_t)snprintf(desc + n, sizeof(desc) - n, "\n%s %s", keys[k], v->value);
+        }
+    }
+    uint8_t d[BLOB_DIGEST_SIZE];
+    codec_digest(NULL, BLOB_DIGEST_BLAKE3, desc, n < sizeof(desc) ? n : sizeof(desc) - 1, d);
+    snprintf(out, IMAGE_SOURCE_TAG_SIZE, "src-%02x%02x%02x%02x%02x%02x%02x%02x", d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
+}
+
 /* The head of an image up to the end of its device table. */
 static int read_image_head(const char *path, ErofsImageInfo *info, char *err, size_t err_len)
 {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = fs_open_regular(path, 0);
     if (fd < 0) {
-        int r = -errno;
-        snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+        int r = fd;
+        snprintf(err, err_len, "bootstrap %s: %s", path, r == -EINVAL ? "not a regular file" : strerror(-r));
         return r;
     }
     size_t want = 4096;
@@ -87,11 +112,11 @@ static int read_image_head(const char *path, ErofsImageInfo *info, char *err, si
 static int read_rafs_bootstrap(const char *path, Image *img, char *err, size_t err_len)
 {
     RafsBootstrap *rafs = &img->rafs;
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    _cleanup_close_ int fd = fs_open_regular(path, 0);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0) {
-        int r = -errno;
-        snprintf(err, err_len, "bootstrap %s: %s", path, strerror(-r));
+        int r = fd < 0 ? fd : -errno;
+        snprintf(err, err_len, "bootstrap %s: %s", path, r == -EINVAL ? "not a regular file" : strerror(-r));
         return r;
     }
     if ((uint64_t)st.st_size > BOOTSTRAP_MAX_BYTES) {
@@ -127,7 +152,59 @@ static int read_rafs_bootstrap(const char *path, Image *img, char *err, size_t e
     return 0;
 }
 
-int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool,
+/* Drop what a failed set-up left, so that nothing looks the image up half-made. */
+static void image_clear(Image *img)
+{
+    erofs_image_info_clear(&img->info);
+    rafs_bootstrap_clear(&img->rafs);
+    img->is_rafs = false;
+    free(img->chunk_table);
+    img->chunk_table = NULL;
+    img->chunk_table_len = 0;
+    img->boot_backend = backend_free(img->boot_backend);
+    img->blob_backend = backend_free(img->blob_backend);
+}
+
+/* Read the image's bootstrap and make its backends. */
+static int image_setup(Image *img, Loop *loop, char *err, size_t err_len)
+{
+    const ImageConfig *ic = img->cfg;
+    int r = read_image_head(ic->bootstrap, &img->info, err, err_len);
+    if (r < 0)
+        return r;
+    if (img->info.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6) {
+        img->is_rafs = true;
+        r = read_rafs_bootstrap(ic->bootstrap, img, err, err_len);
+        if (r < 0)
+            return r;
+    }
+    char dir[4096];
+    const char *slash = strrchr(ic->bootstrap, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash == ic->bootstrap ? 1 : (int)(slash - ic->bootstrap), ic->bootstrap);
+    img->boot_name = slash + 1;
+    r = backend_localfs_new(&img->boot_backend, loop, dir);
+    if (r < 0) {
+        snprintf(err, err_len, "cannot open %.300s: %s", dir, strerror(-r));
+        return r;
+    }
+    r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
+    if (r < 0)
+        return r;
+    image_source_tag(ic, dir, img->source_tag);
+    return 0;
+}
+
+static int image_mark_unserved(Image *img, const char *why)
+{
+    image_clear(img);
+    img->error = strdup(why);
+    if (!img->error)
+        return -ENOMEM;
+    log_error("image %s is not served: %s", img->cfg->fsid, why);
+    return 0;
+}
+
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool, char **setup_errors,
                        char *err, size_t err_len)
 {
     ImageRegistry *reg = calloc(1, sizeof(*reg));
@@ -147,36 +224,43 @@ int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkP
         reg->n_images = i + 1;
         img->cfg = ic;
         img->volume = ic->domain_id ? ic->domain_id : ic->fsid;
-        int r = read_image_head(ic->bootstrap, &img->info, err, err_len);
-        if (r < 0)
-            goto fail;
-        if (img->info.feature_compat & EROFS_FEATURE_COMPAT_RAFS_V6) {
-            img->is_rafs = true;
-            r = read_rafs_bootstrap(ic->bootstrap, img, err, err_len);
-            if (r < 0)
-                goto fail;
-        }
-
-        char dir[4096];
-        const char *slash = strrchr(ic->bootstrap, '/');
-        snprintf(dir, sizeof(dir), "%.*s", slash == ic->bootstrap ? 1 : (int)(slash - ic->bootstrap),
-                 ic->bootstrap);
-        img->boot_name = slash + 1;
-        r = backend_localfs_new(&img->boot_backend, loop, dir);
+        char why[512];
+        int r = 0;
+        /* One bad image must not cost the others: it is logged, reported by `status` and refused. */
+        if (setup_errors && setup_errors[i])
+            r = image_mark_unserved(img, setup_errors[i]);
+        else if (!ic->bootstrap)
+            r = image_mark_unserved(img, "it has no bootstrap");
+        else if ((r = image_setup(img, loop, why, sizeof(why))) == -ENOMEM)
+            ;
+        else if (r < 0)
+            r = image_mark_unserved(img, why);
         if (r < 0) {
-            snprintf(err, err_len, "image %s: cannot open %s: %s", ic->fsid, dir, strerror(-r));
-            goto fail;
+            snprintf(err, err_len, "image %s: out of memory", ic->fsid);
+            image_registry_free(reg);
+            return r;
         }
-        r = backend_factory_new(&img->blob_backend, loop, &ic->backend, err, err_len);
-        if (r < 0)
-            goto fail;
-        continue;
-fail:
-        image_registry_free(reg);
-        return r;
     }
     *ret = reg;
     return 0;
+}
+
+const char *image_registry_error(const ImageRegistry *reg, const char *fsid)
+{
+    for (size_t i = 0; i < reg->n_images; i++)
+        if (strcmp(reg->images[i].cfg->fsid, fsid) == 0)
+            return reg->images[i].error;
+    return NULL;
+}
+
+size_t image_registry_render_errors(const ImageRegistry *reg, char *out, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n_images && n < len; i++)
+        if (reg->images[i].error)
+            n += (size_t)snprintf(out + n, len - n, "image %s not served: %s\n", reg->images[i].cfg->fsid,
+                                  reg->images[i].error);
+    return n < len ? n : len ? len - 1 : 0;
 }
 
 ImageRegistry *image_registry_free(ImageRegistry *reg)
@@ -184,11 +268,8 @@ ImageRegistry *image_registry_free(ImageRegistry *reg)
     if (!reg)
         return NULL;
     for (size_t i = 0; i < reg->n_images; i++) {
-        erofs_image_info_clear(&reg->images[i].info);
-        rafs_bootstrap_clear(&reg->images[i].rafs);
-        free(reg->images[i].chunk_table);
-        backend_free(reg->images[i].boot_backend);
-        backend_free(reg->images[i].blob_backend);
+        image_clear(&reg->images[i]);
+        free(reg->images[i].error);
     }
     free(reg->images);
     free(reg);
@@ -227,6 +308,13 @@ int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char
         Image *img = &reg->images[i];
         if (strcmp(img->volume, volume) != 0)
             continue;
+        if (img->error) {
+            if (strcmp(img->cfg->fsid, cookie_key) == 0) {
+                snprintf(why, why_len, "image %s is not served: %s", img->cfg->fsid, img->error);
+                return -EIO;
+            }
+            continue;
+        }
         if (strcmp(img->cfg->fsid, cookie_key) == 0) {
             /* A bootstrap holding only metadata is small and read block by block: prefill it. */
             bool prefill = img->cfg->prefill_bootstrap >= 0 ? img->cfg->prefill_bootstrap
@@ -334,7 +422,7 @@ static void open_blob_sized(BackendRequest *breq, int res)
     BlobOpenRequest *req = cfn_container_of(breq, BlobOpenRequest, breq);
     const BlobSource *src = &req->src;
     if (res < 0) {
-        snprintf(req->why, sizeof(req->why), "blob source %s: %s", src->backend_id, strerror(-res));
+        snprintf(req->why, sizeof(req->why), "%s", strerror(-res));
         req->done(req, -ENOENT);
         return;
     }
@@ -351,15 +439,15 @@ static void open_blob_sized(BackendRequest *breq, int res)
      * that reads of the cut one fail instead of returning zero padding as data.
      */
     if (!src->declared_size && size % CFN_PAGE_SIZE) {
-        snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes, not a whole number of 4 KiB "
+        snprintf(req->why, sizeof(req->why), "%" PRIu64 " bytes, not a whole number of 4 KiB "
                  "blocks: it looks truncated; reads of its last %" PRIu64 " bytes will fail",
-                 src->backend_id, size, size % CFN_PAGE_SIZE);
+                 size, size % CFN_PAGE_SIZE);
         size = cfn_align_down(size, CFN_PAGE_SIZE);
     }
     /* A cut blob: the cache file keeps the declared size, the chunk table only what exists. */
     if (src->declared_size && breq->size < src->declared_size)
-        snprintf(req->why, sizeof(req->why), "blob %s is %" PRIu64 " bytes but the image declares %" PRIu64
-                 "; reads past its end will fail", src->backend_id, breq->size, src->declared_size);
+        snprintf(req->why, sizeof(req->why), "%" PRIu64 " bytes but the image declares %" PRIu64
+                 "; reads past its end will fail", breq->size, src->declared_size);
     req->size = size;
     req->object_size = src->declared_size ? breq->size : size;
     req->work = (WorkItem){ .work = raw_table_work, .done = raw_table_done };
@@ -370,7 +458,7 @@ static const Image *image_of_rafs_blob(const ImageRegistry *reg, const RafsBlob 
 {
     for (size_t i = 0; i < reg->n_images; i++) {
         const Image *img = &reg->images[i];
-        if (img->is_rafs && rb >= img->rafs.blobs && rb < img->rafs.blobs + img->rafs.blob_count)
+        if (img->is_rafs && img->rafs.blobs && rb >= img->rafs.blobs && rb < img->rafs.blobs + img->rafs.blob_count)
             return img;
     }
     return NULL;
@@ -394,21 +482,21 @@ static int adopt_chunk_table_digests(BlobOpenRequest *req)
     if (r == -ENOENT)
         return 0;
     if (r < 0)
-        snprintf(req->why, sizeof(req->why), "blob %.64s: bootstrap chunk table: %.160s", blob->id, why);
+        snprintf(req->why, sizeof(req->why), "bootstrap chunk table: %.200s", why);
     return r;
 }
 
 static void open_nydus_done(NydusBlobOpen *nreq, int res)
 {
     BlobOpenRequest *req = cfn_container_of(nreq, BlobOpenRequest, nydus);
-    snprintf(req->why, sizeof(req->why), "%s", nreq->why);
+    snprintf(req->why, sizeof(req->why), "%s", nreq->why[0] || res >= 0 ? nreq->why : strerror(-res));
     req->blob = nreq->blob;
     if (res == 0 && req->blob && (res = adopt_chunk_table_digests(req)) < 0)
         req->blob = blob_info_free(req->blob);
     else if (res == 0 && req->reg->cfg->verify && !req->blob->digests && (req->src.rafs_blob->features & RAFS_BLOB_ZRAN))
         /* Raw deflate has no check value: a flipped bit can inflate into wrong bytes unnoticed. */
-        snprintf(req->why, sizeof(req->why), "blob %.64s: ZRAN chunks without chunk digests (neither blob.digest "
-                 "nor a bootstrap chunk table): corrupt .tar.gz data cannot be detected", req->blob->id);
+        snprintf(req->why, sizeof(req->why), "ZRAN chunks without chunk digests (neither blob.digest "
+                 "nor a bootstrap chunk table): corrupt .tar.gz data cannot be detected");
     open_finish(req, res);
 }
 
@@ -425,10 +513,12 @@ void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req)
             req->done(req, r);
             return;
         }
+        const Image *owner = image_of_rafs_blob(reg, req->src.rafs_blob);
         req->nydus = (NydusBlobOpen){
             .loop = reg->loop, .pool = reg->pool, .backend = req->src.backend,
             .backend_id = req->src.backend_id, .rb = req->src.rafs_blob,
-            .work_dir = reg->cfg->work_dir, .want_digests = reg->cfg->verify,
+            .work_dir = reg->cfg->work_dir, .source_tag = owner ? owner->source_tag : NULL,
+            .want_digests = reg->cfg->verify,
             .done = open_nydus_done,
         };
         nydus_blob_open(&req->nydus);

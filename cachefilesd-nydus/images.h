@@ -62,9 +62,32 @@ struct BlobOpenRequest {
 };
 void image_registry_open_blob(ImageRegistry *reg, BlobOpenRequest *req);
 
-/* Reads every image's superblock and device table; errors name the image. */
-int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool,
+/*
+ * Reads every image's superblock and device table. An image that cannot be
+ * set up (or whose setup_errors[i] is set: a reason found earlier; the
+ * array may be NULL) is logged and kept as not served, with its
+ * reason, so that the others still are. Fails only for lack of memory.
+ */
+int image_registry_new(ImageRegistry **ret, const Config *cfg, Loop *loop, WorkPool *pool, char **setup_errors,
                        char *err, size_t err_len);
+
+/*
+ * Where an image's blobs come from, as a short file name part ("src-" and 16
+ * hex digits): what is cached in work_dir from a blob that nothing else
+ * vouches for (chunk tables without a TOC, bootstraps taken out of blobs) is
+ * kept per source, so that an image cannot hand another one, with another
+ * backend, its copy for the same blob id. Hashes the fields that select the
+ * objects (localfs dir, or scheme/host/repo/endpoint/bucket/prefix/...);
+ * never credentials. `boot_dir` stands in for a localfs backend without dir.
+ */
+#define IMAGE_SOURCE_TAG_SIZE 24
+void image_source_tag(const ImageConfig *ic, const char *boot_dir, char out[IMAGE_SOURCE_TAG_SIZE]);
+
+/* Why image `fsid` is not served, or NULL (served, or not configured). */
+const char *image_registry_error(const ImageRegistry *reg, const char *fsid);
+
+/* "image FSID not served: REASON" lines for `status`; returns the length written. */
+size_t image_registry_render_errors(const ImageRegistry *reg, char *out, size_t len);
 ImageRegistry *image_registry_free(ImageRegistry *reg);
 
 /*
@@ -76,7 +99,8 @@ int image_registry_replace_blob_backend(ImageRegistry *reg, const char *fsid, Ba
 /*
  * Resolve an OPEN. volume_key is "erofs,<domain_id or fsid>", cookie_key is
  * the fsid (bootstrap) or a data blob's device tag or device= name.
- * Returns 0 or -ENOENT with the reason in why.
+ * Returns 0, -ENOENT with the reason in why, or -EIO for an image that is
+ * not served (why says why).
  */
 int image_registry_lookup(ImageRegistry *reg, const char *volume_key, const char *cookie_key,
                           BlobSource *out, char *why, size_t why_len);

@@ -23,14 +23,20 @@
 /*
  * Resolve every image of cfg that names a bootstrap_blob and no bootstrap.
  * Runs `loop` until done (the daemon's loop, before any front-end starts);
- * each fetch step is bounded by cfg->request_timeout. 0, or -errno with the
- * image and the reason in err.
+ * each fetch step is bounded by cfg->request_timeout. An image that fails
+ * keeps no bootstrap and gets its reason in errors[i] (malloc'd; errors has
+ * cfg->n_images slots): the others are still resolved. 0, or -ENOMEM with
+ * err.
  */
-int inline_bootstrap_resolve(Config *cfg, Loop *loop, char *err, size_t err_len);
+int inline_bootstrap_resolve(Config *cfg, Loop *loop, char **errors, char *err, size_t err_len);
 
 /*
- * Replace the placeholder id of every blob that carries its own bootstrap
- * (INLINED_FS_META) with `blob_id`, in the blob table and the device table
- * of `boot`, then validate. Exposed for tests. 0 or -EBADMSG with why.
+ * Give the blob that carries `boot` its real id `blob_id`, in the blob table
+ * and the device table, then validate. That blob is the one with
+ * INLINED_FS_META (nydus's placeholder id), else the one made before nydus
+ * 2.2 (no CAP_TAR_TOC: its bootstrap names it by the digest of the blob
+ * without image.boot), as nydus's BlobInfo::blob_id decides. Refused, naming
+ * the ids the table does list, when no blob or more than one could be it.
+ * Exposed for tests. 0 or -EBADMSG with why (which names blob_id).
  */
 int inline_bootstrap_retag(uint8_t *boot, size_t len, const char *blob_id, char *why, size_t why_len);

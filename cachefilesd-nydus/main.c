@@ -287,7 +287,7 @@ static int run_client(void)
     int r = control_call(sock, argc, argv, arg_timeout_s * 1000, &status, text, sizeof(text));
     if (r < 0) {
         fprintf(stderr, "cannot reach the daemon at %s: %s%s\n", sock, strerror(-r),
-                r == -ENOENT || r == -ECONNREFUSED ? " (is it running with the fanotify front-end?)" : "");
+                r == -ENOENT || r == -ECONNREFUSED ? " (is the daemon running, with this work_dir?)" : "");
         return r;
     }
     if (status < 0) {

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 /*
- * localfs: blobs are files named by blob id in one directory. Reads go
- * through the loop's io_uring. A blob stays open once used, so a blob file
- * removed while mounted keeps serving the bytes it had.
+ * localfs: blobs are files named by blob id in one directory. Opens and
+ * reads go through the loop's io_uring (opens always on io-wq: a hung network
+ * file system or a FIFO in the directory never blocks the loop; anything but
+ * a regular file is refused, EINVAL). A blob stays open once used, so a blob
+ * file removed while mounted keeps serving the bytes it had.
  *
  * Page-aligned reads into page-aligned buffers (raw blobs' chunks) bypass the
  * page cache (O_DIRECT): the bytes are copied into the cache file anyway, so
@@ -22,11 +24,16 @@
 typedef struct LocalFs LocalFs;
 
 typedef struct LocalFile {
-    LocalFs *fs;
+    LocalFs *fs;            /* NULL once the backend was freed while the file was opening */
     char *name;
     int fd;
     int direct_fd;          /* the same file opened O_DIRECT, or -1 */
     bool direct_refused;    /* a direct read failed with EINVAL: page cache only from then on */
+    bool ready;             /* both opens done; until then requests wait in `waiting` */
+    LoopOp open_op;
+    char proc_path[40];     /* /proc/self/fd/N, for the O_DIRECT open */
+    BackendRequest **waiting;
+    size_t n_waiting, cap_waiting;
 } LocalFile;
 
 struct LocalFs {
@@ -49,18 +56,144 @@ static void local_file_free(LocalFile *f)
 {
     if (f->direct_fd >= 0)
         close(f->direct_fd);
-    close(f->fd);
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->waiting);
     free(f->name);
     free(f);
 }
 
-static int localfs_file(LocalFs *fs, const char *name, LocalFile **ret)
+static LocalFile *localfs_find(LocalFs *fs, const char *name)
 {
     for (size_t i = 0; i < fs->n_files; i++)
-        if (strcmp(fs->files[i]->name, name) == 0) {
-            *ret = fs->files[i];
-            return 0;
+        if (strcmp(fs->files[i]->name, name) == 0)
+            return fs->files[i];
+    return NULL;
+}
+
+static void localfs_forget(LocalFs *fs, LocalFile *f)
+{
+    for (size_t i = 0; i < fs->n_files; i++)
+        if (fs->files[i] == f) {
+            fs->files[i] = fs->files[--fs->n_files];
+            return;
         }
+}
+
+static int localfs_wait(LocalFile *f, BackendRequest *req)
+{
+    if (f->n_waiting == f->cap_waiting) {
+        size_t cap = f->cap_waiting ? f->cap_waiting * 2 : 4;
+        BackendRequest **w = realloc(f->waiting, cap * sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        f->waiting = w;
+        f->cap_waiting = cap;
+    }
+    f->waiting[f->n_waiting++] = req;
+    return 0;
+}
+
+static int localfs_start(LocalFile *f, BackendRequest *req);
+
+/* The open is over: start (or fail) everything that waited for it. */
+static void localfs_release_waiting(LocalFile *f, int res)
+{
+    BackendRequest **waiting = f->waiting;
+    size_t n = f->n_waiting;
+    f->waiting = NULL;
+    f->n_waiting = f->cap_waiting = 0;
+    if (res < 0) {
+        localfs_forget(f->fs, f);
+        local_file_free(f);     /* a later request tries the open again */
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r = res < 0 ? res : localfs_start(f, waiting[i]);
+        if (r < 0)
+            waiting[i]->done(waiting[i], r);
+    }
+    free(waiting);
+}
+
+static void localfs_direct_opened(LoopOp *op, int res)
+{
+    LocalFile *f = cfn_container_of(op, LocalFile, open_op);
+    f->direct_fd = res >= 0 ? res : -1;
+    if (!f->fs) {
+        local_file_free(f);
+        return;
+    }
+    f->ready = true;
+    localfs_release_waiting(f, 0);
+}
+
+static const char *file_type_name(mode_t mode)
+{
+    return S_ISFIFO(mode) ? "a FIFO" : S_ISDIR(mode) ? "a directory" : S_ISCHR(mode) ? "a character device"
+         : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "not a regular file";
+}
+
+/*
+ * Opened with O_NONBLOCK, so that a FIFO named like a blob opens at once (and
+ * is refused here) instead of waiting for a writer; a regular file then gets
+ * ordinary blocking semantics back.
+ */
+static int check_regular(LocalFile *f, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (!S_ISREG(st.st_mode)) {
+        log_warn("localfs: blob %s is %s, not a regular file: refused", f->name, file_type_name(st.st_mode));
+        return -EINVAL;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+static void localfs_opened(LoopOp *op, int res)
+{
+    LocalFile *f = cfn_container_of(op, LocalFile, open_op);
+    if (!f->fs) {
+        if (res >= 0)
+            close(res);
+        local_file_free(f);
+        return;
+    }
+    if (res >= 0) {
+        int r = check_regular(f, res);
+        if (r < 0) {
+            close(res);
+            res = r;
+        }
+    }
+    if (res < 0) {
+        localfs_release_waiting(f, res);
+        return;
+    }
+    f->fd = res;
+    /* Through /proc: the same inode, even if the name was replaced in between. */
+    snprintf(f->proc_path, sizeof(f->proc_path), "/proc/self/fd/%d", f->fd);
+    f->open_op.fn = localfs_direct_opened;
+    int r = loop_openat(f->fs->base.loop, &f->open_op, AT_FDCWD, f->proc_path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (r < 0)
+        localfs_direct_opened(&f->open_op, r);
+}
+
+/*
+ * The file of blob `name`, opening it on first use. The opens run on io-wq
+ * (loop_openat): a blob directory on a hung network file system, or a FIFO
+ * in it, never blocks the loop thread.
+ */
+static int localfs_file(LocalFs *fs, const char *name, LocalFile **ret)
+{
+    LocalFile *f = localfs_find(fs, name);
+    if (f) {
+        *ret = f;
+        return 0;
+    }
     if (!name_is_safe(name))
         return -EINVAL;
     if (fs->n_files == fs->cap_files) {
@@ -71,26 +204,20 @@ static int localfs_file(LocalFs *fs, const char *name, LocalFile **ret)
         fs->files = files;
         fs->cap_files = cap;
     }
-    int fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    LocalFile *f = calloc(1, sizeof(*f));
-    if (!f || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        int r = f ? -EINVAL : -ENOMEM;
+    f = calloc(1, sizeof(*f));
+    if (!f || !(f->name = strdup(name))) {
         free(f);
-        close(fd);
-        return r;
-    }
-    *f = (LocalFile){ .fs = fs, .name = strdup(name), .fd = fd, .direct_fd = -1 };
-    if (!f->name) {
-        local_file_free(f);
         return -ENOMEM;
     }
-    /* Through /proc: the same inode, even if the name was replaced in between. */
-    char self[64];
-    snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-    f->direct_fd = open(self, O_RDONLY | O_CLOEXEC | O_DIRECT);
+    f->fs = fs;
+    f->fd = f->direct_fd = -1;
+    f->open_op.fn = localfs_opened;
+    int r = loop_openat(fs->base.loop, &f->open_op, fs->dirfd, f->name,
+                        O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (r < 0) {
+        local_file_free(f);
+        return r;
+    }
     fs->files[fs->n_files++] = f;
     *ret = f;
     return 0;
@@ -156,13 +283,8 @@ static void localfs_size_done(LoopOp *op, int res)
     req->done(req, res);
 }
 
-static int localfs_submit(Backend *b, BackendRequest *req)
+static int localfs_start(LocalFile *f, BackendRequest *req)
 {
-    LocalFs *fs = cfn_container_of(b, LocalFs, base);
-    LocalFile *f = NULL;
-    int r = localfs_file(fs, req->blob_id, &f);
-    if (r < 0)
-        return r;
     req->fd = f->fd;
     req->priv = f;
     req->done_bytes = 0;
@@ -173,18 +295,38 @@ static int localfs_submit(Backend *b, BackendRequest *req)
         req->size = (uint64_t)st.st_size;
         /* A zero-length read on the ring completes at once and keeps done() asynchronous. */
         req->op.fn = localfs_size_done;
-        return loop_read(fs->base.loop, &req->op, f->fd, NULL, 0, 0);
+        return loop_read(f->fs->base.loop, &req->op, f->fd, NULL, 0, 0);
     }
-    if (req->len == 0)
-        return -EINVAL;
     return localfs_read_next(f, req);
+}
+
+static int localfs_submit(Backend *b, BackendRequest *req)
+{
+    LocalFs *fs = cfn_container_of(b, LocalFs, base);
+    LocalFile *f = NULL;
+    if (req->kind == BACKEND_READ && req->len == 0)
+        return -EINVAL;
+    int r = localfs_file(fs, req->blob_id, &f);
+    if (r < 0)
+        return r;
+    if (!f->ready)
+        return localfs_wait(f, req);
+    return localfs_start(f, req);
 }
 
 static void localfs_free(Backend *b)
 {
     LocalFs *fs = cfn_container_of(b, LocalFs, base);
-    for (size_t i = 0; i < fs->n_files; i++)
-        local_file_free(fs->files[i]);
+    for (size_t i = 0; i < fs->n_files; i++) {
+        LocalFile *f = fs->files[i];
+        if (f->ready) {
+            local_file_free(f);
+        } else {
+            /* Its open is in flight: the completion frees it. Whoever waited is going away too. */
+            f->fs = NULL;
+            f->n_waiting = 0;
+        }
+    }
     free(fs->files);
     if (fs->dirfd >= 0)
         close(fs->dirfd);

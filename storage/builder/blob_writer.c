@@ -415,6 +415,8 @@ int mk_blob_add_ref_chunk(MkBlob *b, const MkNode *node, const uint8_t *data, ui
                ref->in_len, (unsigned long long)ref->in_offset);
         return -EFBIG;
     }
+    if (b->o.zran_holes && b->nchunks)
+        b->uoff_end = cfn_align_up(b->uoff_end, EROFS_BLKSIZ) + EROFS_BLKSIZ;
     MkChunk t = { .coff = ref->in_offset, .csize = ref->in_len, .usize = len, .compressed = true,
                   .file_offset = file_offset, .kind = MK_CHUNK_ZRAN,
                   .ctx_index = ref->ctx_index, .ctx_offset = ref->ctx_offset };
@@ -560,7 +562,7 @@ int mk_blob_finish_meta(MkBlob *b)
     }
     if ((r = batch_flush(b)) < 0)
         return r;
-    b->features = RAFS_BLOB_ALIGNED | RAFS_BLOB_CAP_TAR_TOC;
+    b->features = RAFS_BLOB_ALIGNED | (b->o.legacy_inline ? 0 : RAFS_BLOB_CAP_TAR_TOC);
     if (b->o.ci_version == 2)
         b->features |= RAFS_BLOB_CHUNK_INFO_V2;
     if (b->o.batch_size)
@@ -569,7 +571,7 @@ int mk_blob_finish_meta(MkBlob *b)
         b->features |= RAFS_BLOB_ZRAN | RAFS_BLOB_SEPARATE;
     if (b->o.toc)
         b->features |= RAFS_BLOB_HAS_TAR_HEADER | RAFS_BLOB_HAS_TOC | RAFS_BLOB_INLINED_CHUNK_DIGEST;
-    if (b->o.inline_bootstrap)
+    if (b->o.inline_bootstrap && !b->o.legacy_inline)
         b->features |= RAFS_BLOB_INLINED_FS_META;
 
     uint64_t data_end = b->pos;
@@ -713,6 +715,20 @@ void mk_blob_describe(const MkBlob *b, MkBlobDesc *d)
     }
     d->has_crc32 = b->o.crc32;
     d->chunks = b->chunks;
+}
+
+int mk_blob_partial_id(const MkBlob *b, char out[MK_BLOB_ID_LEN + 1])
+{
+    uint8_t d[32];
+    unsigned dl = sizeof(d);
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    int ok = copy && EVP_MD_CTX_copy_ex(copy, b->sha) == 1 && EVP_DigestFinal_ex(copy, d, &dl) == 1;
+    EVP_MD_CTX_free(copy);
+    if (!ok)
+        return -EIO;
+    for (unsigned i = 0; i < sizeof(d); i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+    return 0;
 }
 
 int mk_blob_append_bootstrap(MkBlob *b, const void *boot, size_t len)

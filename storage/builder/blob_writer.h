@@ -41,10 +41,13 @@ typedef struct MkBlobOptions {
     bool crc32;                     /* V2 only: crc32c per chunk (needs nydusd >= 2.3.2) */
     bool toc;                       /* digest array + TOC (variant (c)) */
     bool inline_bootstrap;          /* image.boot inside the blob (implies toc) */
+    bool legacy_inline;             /* as nydus-image before 2.2: neither INLINED_FS_META nor CAP_TAR_TOC */
     bool dedup;
     int level;                      /* compression level, 0 = library default */
     uint32_t batch_size;            /* 0, or pack chunks smaller than this into batches (V2) */
     bool targz_ref;                 /* ZRAN chunks into a .tar.gz, separate meta blob */
+    bool zran_holes;                /* targz-ref: a 4 KiB hole before every chunk but the first,
+                                     * as nydus-image's ZRan tables may have (a test layout) */
 } MkBlobOptions;
 
 enum mk_chunk_kind { MK_CHUNK_PLAIN, MK_CHUNK_BATCH, MK_CHUNK_ZRAN };
@@ -130,6 +133,12 @@ int mk_blob_set_ref(MkBlob *b, const char *path, const char *id, uint64_t size,
 int mk_blob_finish_meta(MkBlob *b);
 /* Describe the blob as the bootstrap records it (valid after mk_blob_finish_meta). */
 void mk_blob_describe(const MkBlob *b, MkBlobDesc *out);
+/*
+ * The id nydus-image before 2.2 gave a blob inside its own inline bootstrap:
+ * the sha256 of the blob written so far (before image.boot and the TOC), not
+ * the final blob id. Valid after mk_blob_finish_meta.
+ */
+int mk_blob_partial_id(const MkBlob *b, char out[MK_BLOB_ID_LEN + 1]);
 /* Append a bootstrap (zstd-compressed unless that does not shrink it) as image.boot. */
 int mk_blob_append_bootstrap(MkBlob *b, const void *boot, size_t len);
 /* Write the TOC, compute the blob id. mk_blob_describe then gives the final values. */

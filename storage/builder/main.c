@@ -49,6 +49,10 @@ static void usage(FILE *f)
         "                             the blob TOC, with reverse tar headers\n"
         "  -i, --inline-bootstrap     also store the bootstrap in the blob as\n"
         "                             image.boot (nydusify default; implies --toc)\n"
+        "      --legacy-inline-bootstrap  the same, laid out as nydus-image before 2.2\n"
+        "                             did: the blob features lack INLINED_FS_META and\n"
+        "                             CAP_TAR_TOC, and the inner bootstrap names the\n"
+        "                             blob by the sha256 of its bytes before image.boot\n"
         "      --no-dedup             store identical chunks once per occurrence\n"
         "      --batch-size SIZE      pack chunks smaller than SIZE (power of two,\n"
         "                             4K..chunk size) into batches compressed as one\n"
@@ -60,6 +64,10 @@ static void usage(FILE *f)
         "                             and the ci table, zran contexts and dictionaries\n"
         "                             go to a separate meta blob OUTDIR/<its sha256>\n"
         "                             (implies -C v2; no -z/--toc/--crc32/--batch-size)\n"
+        "      --zran-holes           with --targz-ref: leave a 4 KiB hole in the\n"
+        "                             uncompressed address space before every chunk\n"
+        "                             but the first (ZRan tables with gaps, as\n"
+        "                             nydus-image may write them)\n"
         "      --blob-data PATH       also write the expected cache file (the blob's\n"
         "                             uncompressed address space), a test oracle\n"
         "  -h, --help                 show this help\n"
@@ -96,7 +104,8 @@ static int parse_compressor(const char *s, enum blob_compressor *out)
     return 0;
 }
 
-enum { OPT_CI_COMPRESSOR = 0x100, OPT_CRC32, OPT_NO_DEDUP, OPT_BLOB_DATA, OPT_BATCH_SIZE, OPT_TARGZ_REF };
+enum { OPT_CI_COMPRESSOR = 0x100, OPT_CRC32, OPT_NO_DEDUP, OPT_BLOB_DATA, OPT_BATCH_SIZE, OPT_TARGZ_REF,
+       OPT_LEGACY_INLINE, OPT_ZRAN_HOLES };
 
 /* 0 to run, 1 to exit successfully (help/version), -EINVAL on bad usage. */
 static int parse_argv(int argc, char **argv, Args *a)
@@ -117,6 +126,8 @@ static int parse_argv(int argc, char **argv, Args *a)
         { "blob-data", required_argument, NULL, OPT_BLOB_DATA },
         { "batch-size", required_argument, NULL, OPT_BATCH_SIZE },
         { "targz-ref", no_argument, NULL, OPT_TARGZ_REF },
+        { "legacy-inline-bootstrap", no_argument, NULL, OPT_LEGACY_INLINE },
+        { "zran-holes", no_argument, NULL, OPT_ZRAN_HOLES },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         {},
@@ -191,6 +202,8 @@ static int parse_argv(int argc, char **argv, Args *a)
             }
             break;
         case OPT_TARGZ_REF: a->blob.targz_ref = true; break;
+        case OPT_ZRAN_HOLES: a->blob.zran_holes = true; break;
+        case OPT_LEGACY_INLINE: a->blob.legacy_inline = a->blob.inline_bootstrap = a->blob.toc = true; break;
         case 'h': usage(stdout); return 1;
         case 'V': printf("nydus-mkimage %s (git %s)\n", CFN_VERSION, CFN_GIT_COMMIT); return 1;
         default: usage(stderr); return -EINVAL;
@@ -219,6 +232,9 @@ static int parse_argv(int argc, char **argv, Args *a)
             return -EINVAL;
         }
         a->blob.compressor = BLOB_COMP_GZIP;
+    } else if (a->blob.zran_holes) {
+        mk_err("--zran-holes needs --targz-ref");
+        return -EINVAL;
     }
     if (a->blob.crc32 && a->blob.ci_version != 2) {
         mk_err("--crc32 needs --chunk-info v2 (v1 entries have no crc field)");
@@ -296,9 +312,12 @@ static int run(const Args *a)
         return r;
     MkBlobDesc desc;
     if (a->blob.inline_bootstrap) {
-        /* The inlined copy names the blob "xxx…" (its id is not known yet), like nydus. */
+        /* The inlined copy names the blob "xxx…" (its id is not known yet), like nydus;
+         * before nydus 2.2, by the digest of the blob without its bootstrap. */
         _cleanup_free_ uint8_t *inl = NULL;
         mk_blob_describe(blob, &desc);
+        if (a->blob.legacy_inline && (r = mk_blob_partial_id(blob, desc.id)) < 0)
+            return r;
         r = mk_bootstrap_build(tree, &lay, &desc, &inl);
         if (r >= 0)
             r = mk_blob_append_bootstrap(blob, inl, lay.size);

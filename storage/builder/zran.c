@@ -52,7 +52,6 @@ struct MkZran {
     Point *pending;                 /* where the chunk being read would start a context */
     bool pending_new;
     uint64_t chunk_in, chunk_out;
-    uint32_t chunk_member;
     bool in_chunk;
 
     Ctx *ctx;
@@ -279,7 +278,6 @@ int mk_zran_begin_chunk(MkZran *z, uint32_t len)
     }
     z->chunk_in = in_pos(z);
     z->chunk_out = z->out;
-    z->chunk_member = z->member;
     z->in_chunk = true;
     z->pending_new = false;
 
@@ -336,8 +334,8 @@ int mk_zran_end_chunk(MkZran *z, MkRefChunk *out)
     if (!z->in_chunk)
         return -EINVAL;
     z->in_chunk = false;
-    if (z->member != z->chunk_member && z->out > z->chunk_out)
-        return bad(z, "a chunk's data spans two gzip members (not supported)");
+    /* A chunk may run on into the next gzip members (bgzip, concatenated .gz files): its
+     * context then spans them, and the daemon skips trailer and header as nydus does. */
     int r;
     if (z->pending_new && (r = push_ctx(z, z->pending)) < 0)
         return r;

@@ -21,9 +21,11 @@
  * (long zero runs), where no earlier checkpoint exists.
  *
  * Offsets: in_offset is absolute in the .tar.gz file (gzip header included);
- * out_offset is the offset in the decompressed tar. A context never spans two
- * gzip members (raw inflate cannot cross a gzip header); a chunk whose bytes
- * do is refused.
+ * out_offset is the offset in the decompressed tar. A context starts inside
+ * one gzip member; a chunk whose bytes run on into the next members (bgzip
+ * output, concatenated .gz files) keeps its context, which then spans them:
+ * the daemon, like nydus's ZranDecoder, skips each member's trailer and the
+ * next one's header.
  */
 #pragma once
 

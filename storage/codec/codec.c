@@ -327,6 +327,70 @@ int codec_gunzip_prefix(CodecCtx *ctx, const void *src, size_t src_len, void *ds
     return gunzip(ctx, src, src_len, dst, dst_len, true);
 }
 
+/* Drop the next n input bytes; -EBADMSG if the input ends first. */
+static int skip_input(z_stream *z, ZPieces *p, size_t n)
+{
+    while (n) {
+        zpieces_load(z, p);
+        if (z->avail_in == 0)
+            return -EBADMSG;
+        uInt k = (uInt)(z->avail_in < n ? z->avail_in : n);
+        z->next_in += k;
+        z->avail_in -= k;
+        n -= k;
+    }
+    return 0;
+}
+
+/*
+ * Raw inflate stopped at the end of a gzip member's last block: skip the
+ * member's 8-byte trailer and the next member's header, and resume raw
+ * inflate at its first block (what nydus's ZranDecoder does: concatenated
+ * .gz files, bgzip). The new member starts with an empty window.
+ */
+static int next_gzip_member(z_stream *z, ZPieces *p)
+{
+    uint8_t discard[64];
+    int r = skip_input(z, p, 8);
+    if (r < 0)
+        return r;
+    if (inflateReset2(z, WBITS_GZIP) != Z_OK)
+        return -EBADMSG;
+    p->out_left = 0;        /* no output while the header is parsed */
+    for (;;) {
+        zpieces_load(z, p);
+        if (z->avail_in == 0)
+            return -EBADMSG;            /* no next member */
+        z->next_out = discard;
+        z->avail_out = sizeof(discard);
+        int zr = inflate(z, Z_BLOCK);   /* stops at the end of the header */
+        if (z->avail_out != sizeof(discard))
+            return -EBADMSG;
+        if (zr == Z_OK && (z->data_type & 128))
+            break;
+        if (zr != Z_OK && !(zr == Z_BUF_ERROR && z->avail_in == 0))
+            return zlib_err(zr);
+    }
+    return inflateReset2(z, WBITS_RAW) == Z_OK ? 0 : -EBADMSG;
+}
+
+/* inflate_into() for zran contexts: continues across gzip members until out is full. */
+static int zran_inflate_into(z_stream *z, ZPieces *p, uint8_t *out, size_t out_len, size_t *produced)
+{
+    *produced = 0;
+    for (;;) {
+        size_t got;
+        int r = inflate_into(z, p, out + *produced, out_len - *produced, &got);
+        *produced += got;
+        if (r < 0 || *produced == out_len)
+            return r < 0 ? r : 0;
+        if (r == 0)
+            return -EBADMSG;
+        if ((r = next_gzip_member(z, p)) < 0)
+            return r;
+    }
+}
+
 int codec_inflate_zran(CodecCtx *ctx, const void *window, size_t window_len, unsigned bits,
                        uint8_t prime_byte, const void *src, size_t src_len, size_t skip,
                        void *dst, size_t dst_len)
@@ -353,17 +417,13 @@ int codec_inflate_zran(CodecCtx *ctx, const void *window, size_t window_len, uns
     while (skip > 0) {
         size_t n = skip < sizeof(ctx->scratch) ? skip : sizeof(ctx->scratch);
 
-        r = inflate_into(z, &p, ctx->scratch, n, &produced);
+        r = zran_inflate_into(z, &p, ctx->scratch, n, &produced);
         if (r < 0)
             return r;
-        if (produced != n)
-            return -EBADMSG;
         skip -= n;
-        if (r == 1 && (skip || dst_len))
-            return -EBADMSG;        /* stream ended inside the skipped part */
     }
 
-    r = inflate_into(z, &p, dst, dst_len, &produced);
+    r = zran_inflate_into(z, &p, dst, dst_len, &produced);
     if (r < 0)
         return r;
     return produced == dst_len ? 0 : -EBADMSG;

@@ -93,7 +93,10 @@ int codec_gunzip_prefix(CodecCtx *ctx, const void *src, size_t src_len, void *ds
  * the context) and writes exactly the next dst_len bytes to dst; the stream
  * may go on afterwards. Returns 0, -EINVAL for bits > 7 (nydus writes 0-7)
  * or an oversized window, -EBADMSG if the data is corrupt or ends before
- * skip + dst_len bytes, -ENOMEM. No check value is reached: verify the
+ * skip + dst_len bytes, -ENOMEM. When a gzip member ends before that, its
+ * trailer and the next member's header are skipped and inflate goes on in
+ * that member (nydus does the same: concatenated .gz files, bgzip). No check
+ * value is verified: verify the
  * chunk digest. The work is bounded by skip + dst_len bytes of output, so
  * check ctx_offset + size against the context's out_len before calling.
  */

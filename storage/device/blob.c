@@ -167,7 +167,7 @@ int blob_info_validate(const BlobInfo *blob, char *why, size_t why_len)
 {
 #define FAIL(...) do { snprintf(why, why_len, __VA_ARGS__); return -EINVAL; } while (0)
     if (blob->chunk_count && !blob->chunks)
-        FAIL("blob %s: chunk table missing", blob->id);
+        FAIL("chunk table missing");
     uint64_t prev_end = 0;
     for (uint32_t i = 0; i < blob->chunk_count; i++) {
         const BlobChunkInfo *c = &blob->chunks[i];

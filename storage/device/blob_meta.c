@@ -51,24 +51,24 @@ static void priv_free(void *p)
 static int check_servable(const RafsBlob *rb, char *why, size_t why_len)
 {
     if (rb->cipher != RAFS_CIPHER_NONE || (rb->features & RAFS_BLOB_ENCRYPTED))
-        return UNSUPPORTED("blob %s is encrypted (AES-128-XTS); encrypted images are not supported", rb->id);
+        return UNSUPPORTED("the blob is encrypted (AES-128-XTS); encrypted images are not supported");
     if (rb->chunk_count == 0 || rb->ci_compressed_size == 0 || rb->ci_uncompressed_size == 0)
-        return UNSUPPORTED("blob %s has no blob meta (chunk_count %" PRIu32 ", ci sizes %" PRIu64 "/%" PRIu64
+        return UNSUPPORTED("the blob has no blob meta (chunk_count %" PRIu32 ", ci sizes %" PRIu64 "/%" PRIu64
                            "); fscache mode needs the chunk table",
-                           rb->id, rb->chunk_count, rb->ci_compressed_size, rb->ci_uncompressed_size);
+                           rb->chunk_count, rb->ci_compressed_size, rb->ci_uncompressed_size);
     if (rb->features & RAFS_BLOB_EXTERNAL)
-        return UNSUPPORTED("blob %s is EXTERNAL (chunks live in other objects); not supported", rb->id);
+        return UNSUPPORTED("the blob is EXTERNAL (chunks live in other objects); not supported");
     if (!rb->meta_blob_id[0])
-        return UNSUPPORTED("blob %s is SEPARATE without blob_meta_digest (inline-meta ZRan); not supported", rb->id);
+        return UNSUPPORTED("the blob is SEPARATE without blob_meta_digest (inline-meta ZRan); not supported");
     bool v2 = rb->features & RAFS_BLOB_CHUNK_INFO_V2;
     bool ext = rb->features & (RAFS_BLOB_BATCH | RAFS_BLOB_ZRAN);
     uint64_t max = ext ? BLOB_META_MAX_CI_SIZE : v2 ? RAFS_CI_V2_MAX_SIZE : RAFS_CI_V1_MAX_SIZE;
     if (cfn_align_up(rb->ci_uncompressed_size, RAFS_BLOCK_SIZE) > max)
-        return BAD("blob %s ci_uncompressed_size %" PRIu64 " exceeds the %" PRIu64 "-byte limit for this table kind",
-                   rb->id, rb->ci_uncompressed_size, max);
+        return BAD("ci_uncompressed_size %" PRIu64 " exceeds the %" PRIu64 "-byte limit for this table kind",
+                   rb->ci_uncompressed_size, max);
     /* Also bounds what we allocate for an untrusted table. */
     if (rb->ci_uncompressed_size > SIZE_MAX / 2)
-        return BAD("blob %s ci_uncompressed_size %" PRIu64 " too large", rb->id, rb->ci_uncompressed_size);
+        return BAD("ci_uncompressed_size %" PRIu64 " too large", rb->ci_uncompressed_size);
     return 0;
 }
 
@@ -105,26 +105,26 @@ static int check_header(const RafsBlob *rb, const struct rafs_ci_header_disk *h,
 {
 #define HOFF(f) (base + offsetof(struct rafs_ci_header_disk, f))
     if (le32toh(h->s_magic) != RAFS_CI_MAGIC)
-        return BAD("blob %s %s meta header s_magic @%" PRIu64 ": 0x%08" PRIx32 ", expected 0x%08x", rb->id, src,
+        return BAD("%s meta header s_magic @%" PRIu64 ": 0x%08" PRIx32 ", expected 0x%08x", src,
                    HOFF(s_magic), le32toh(h->s_magic), RAFS_CI_MAGIC);
     if (le32toh(h->s_magic2) != RAFS_CI_MAGIC)
-        return BAD("blob %s %s meta header s_magic2 @%" PRIu64 ": 0x%08" PRIx32 ", expected 0x%08x", rb->id, src,
+        return BAD("%s meta header s_magic2 @%" PRIu64 ": 0x%08" PRIx32 ", expected 0x%08x", src,
                    HOFF(s_magic2), le32toh(h->s_magic2), RAFS_CI_MAGIC);
     if (!(rb->features & RAFS_BLOB_IS_CHUNKDICT_GENERATED) && le32toh(h->s_ci_entries) != rb->chunk_count)
-        return BAD("blob %s %s meta header s_ci_entries @%" PRIu64 ": %" PRIu32 ", bootstrap chunk_count is %" PRIu32,
-                   rb->id, src, HOFF(s_ci_entries), le32toh(h->s_ci_entries), rb->chunk_count);
+        return BAD("%s meta header s_ci_entries @%" PRIu64 ": %" PRIu32 ", bootstrap chunk_count is %" PRIu32,
+                   src, HOFF(s_ci_entries), le32toh(h->s_ci_entries), rb->chunk_count);
     if (le32toh(h->s_ci_compressor) != (uint32_t)rb->ci_compressor)
-        return BAD("blob %s %s meta header s_ci_compressor @%" PRIu64 ": %" PRIu32 ", bootstrap ci_compressor is %u",
-                   rb->id, src, HOFF(s_ci_compressor), le32toh(h->s_ci_compressor), (unsigned)rb->ci_compressor);
+        return BAD("%s meta header s_ci_compressor @%" PRIu64 ": %" PRIu32 ", bootstrap ci_compressor is %u",
+                   src, HOFF(s_ci_compressor), le32toh(h->s_ci_compressor), (unsigned)rb->ci_compressor);
     if (le64toh(h->s_ci_offset) != rb->ci_offset)
-        return BAD("blob %s %s meta header s_ci_offset @%" PRIu64 ": %" PRIu64 ", bootstrap ci_offset is %" PRIu64,
-                   rb->id, src, HOFF(s_ci_offset), le64toh(h->s_ci_offset), rb->ci_offset);
+        return BAD("%s meta header s_ci_offset @%" PRIu64 ": %" PRIu64 ", bootstrap ci_offset is %" PRIu64,
+                   src, HOFF(s_ci_offset), le64toh(h->s_ci_offset), rb->ci_offset);
     if (le64toh(h->s_ci_compressed_size) != rb->ci_compressed_size)
-        return BAD("blob %s %s meta header s_ci_compressed_size @%" PRIu64 ": %" PRIu64 ", bootstrap says %" PRIu64,
-                   rb->id, src, HOFF(s_ci_compressed_size), le64toh(h->s_ci_compressed_size), rb->ci_compressed_size);
+        return BAD("%s meta header s_ci_compressed_size @%" PRIu64 ": %" PRIu64 ", bootstrap says %" PRIu64,
+                   src, HOFF(s_ci_compressed_size), le64toh(h->s_ci_compressed_size), rb->ci_compressed_size);
     if (le64toh(h->s_ci_uncompressed_size) != rb->ci_uncompressed_size)
-        return BAD("blob %s %s meta header s_ci_uncompressed_size @%" PRIu64 ": %" PRIu64 ", bootstrap says %" PRIu64,
-                   rb->id, src, HOFF(s_ci_uncompressed_size), le64toh(h->s_ci_uncompressed_size),
+        return BAD("%s meta header s_ci_uncompressed_size @%" PRIu64 ": %" PRIu64 ", bootstrap says %" PRIu64,
+                   src, HOFF(s_ci_uncompressed_size), le64toh(h->s_ci_uncompressed_size),
                    rb->ci_uncompressed_size);
 
     uint64_t n = rb->chunk_count, ci = rb->ci_uncompressed_size;
@@ -132,31 +132,31 @@ static int check_header(const RafsBlob *rb, const struct rafs_ci_header_disk *h,
     uint64_t count = le32toh(h->s_ci_zran_count);
     if (rb->features & RAFS_BLOB_ZRAN) {
         if (off != n * sizeof(struct rafs_chunk_info_v2_disk))
-            return BAD("blob %s %s meta header s_ci_zran_offset @%" PRIu64 ": %" PRIu64 ", expected %" PRIu64 " (after the entries)",
-                       rb->id, src, HOFF(s_ci_zran_offset), off, n * sizeof(struct rafs_chunk_info_v2_disk));
+            return BAD("%s meta header s_ci_zran_offset @%" PRIu64 ": %" PRIu64 ", expected %" PRIu64 " (after the entries)",
+                       src, HOFF(s_ci_zran_offset), off, n * sizeof(struct rafs_chunk_info_v2_disk));
         if (size > ci - off)
-            return BAD("blob %s %s meta header s_ci_zran_size @%" PRIu64 ": %" PRIu64 " bytes at %" PRIu64 " pass the %" PRIu64 "-byte ci",
-                       rb->id, src, HOFF(s_ci_zran_size), size, off, ci);
+            return BAD("%s meta header s_ci_zran_size @%" PRIu64 ": %" PRIu64 " bytes at %" PRIu64 " pass the %" PRIu64 "-byte ci",
+                       src, HOFF(s_ci_zran_size), size, off, ci);
         if (count > n)
-            return BAD("blob %s %s meta header s_ci_zran_count @%" PRIu64 ": %" PRIu64 " contexts for %" PRIu64 " chunks",
-                       rb->id, src, HOFF(s_ci_zran_count), count, n);
+            return BAD("%s meta header s_ci_zran_count @%" PRIu64 ": %" PRIu64 " contexts for %" PRIu64 " chunks",
+                       src, HOFF(s_ci_zran_count), count, n);
         if (count * sizeof(struct rafs_zran_ctx_disk) > size)
-            return BAD("blob %s %s meta header s_ci_zran_count @%" PRIu64 ": %" PRIu64 " contexts do not fit s_ci_zran_size %" PRIu64,
-                       rb->id, src, HOFF(s_ci_zran_count), count, size);
+            return BAD("%s meta header s_ci_zran_count @%" PRIu64 ": %" PRIu64 " contexts do not fit s_ci_zran_size %" PRIu64,
+                       src, HOFF(s_ci_zran_count), count, size);
         if (size > count * (sizeof(struct rafs_zran_ctx_disk) + RAFS_ZRAN_MAX_DICT_SIZE))
-            return BAD("blob %s %s meta header s_ci_zran_size @%" PRIu64 ": %" PRIu64 " bytes for %" PRIu64 " contexts "
-                       "of at most 32 KiB of dictionary each", rb->id, src, HOFF(s_ci_zran_size), size, count);
+            return BAD("%s meta header s_ci_zran_size @%" PRIu64 ": %" PRIu64 " bytes for %" PRIu64 " contexts "
+                       "of at most 32 KiB of dictionary each", src, HOFF(s_ci_zran_size), size, count);
     } else if (rb->features & RAFS_BLOB_BATCH) {
         if (off < n * sizeof(struct rafs_chunk_info_v2_disk) || off > ci || count > n ||
             count * sizeof(struct rafs_batch_ctx_disk) > ci - off)
-            return BAD("blob %s %s meta header s_ci_zran_offset @%" PRIu64 ": %" PRIu64 " batch contexts at %" PRIu64 " are outside the ci after its entries (%" PRIu64 " bytes)",
-                       rb->id, src, HOFF(s_ci_zran_offset), count, off, ci);
+            return BAD("%s meta header s_ci_zran_offset @%" PRIu64 ": %" PRIu64 " batch contexts at %" PRIu64 " are outside the ci after its entries (%" PRIu64 " bytes)",
+                       src, HOFF(s_ci_zran_offset), count, off, ci);
     }
     /* What the header says the ci holds bounds its size, before anything is decompressed. */
     uint64_t most = ci_most(rb, le32toh(h->s_ci_entries), count);
     if (ci > most)
-        return BAD("blob %s %s meta header: %" PRIu64 " entries and %" PRIu64 " contexts fill at most %" PRIu64
-                   " bytes, not ci_uncompressed_size %" PRIu64, rb->id, src, (uint64_t)le32toh(h->s_ci_entries), count,
+        return BAD("%s meta header: %" PRIu64 " entries and %" PRIu64 " contexts fill at most %" PRIu64
+                   " bytes, not ci_uncompressed_size %" PRIu64, src, (uint64_t)le32toh(h->s_ci_entries), count,
                    most, ci);
     return 0;
 #undef HOFF
@@ -190,15 +190,15 @@ static int load_contexts(const RafsBlob *rb, BlobMetaPrivate *m, char *why, size
             o->dict_size = le32toh(z.dict_size);
             doff = le64toh(z.dict_offset);
             if (o->dict_size > RAFS_ZRAN_MAX_DICT_SIZE || doff > dict_len || o->dict_size > dict_len - doff)
-                return BAD("blob %s zran context %" PRIu32 " (ci byte %" PRIu64 "): dictionary [%" PRIu64 ", +%" PRIu32 ") is outside the %" PRIu64 "-byte dictionary table",
-                           rb->id, i, at, doff, o->dict_size, dict_len);
+                return BAD("zran context %" PRIu32 " (ci byte %" PRIu64 "): dictionary [%" PRIu64 ", +%" PRIu32 ") is outside the %" PRIu64 "-byte dictionary table",
+                           i, at, doff, o->dict_size, dict_len);
             if (o->ctx_bits > 7)
-                return BAD("blob %s zran context %" PRIu32 " (ci byte %" PRIu64 "): ctx_bits %u > 7", rb->id, i,
+                return BAD("zran context %" PRIu32 " (ci byte %" PRIu64 "): ctx_bits %u > 7", i,
                            at + offsetof(struct rafs_zran_ctx_disk, ctx_bits), o->ctx_bits);
             if (o->in_len == 0 || o->out_len == 0 || cfn_add_overflow(o->in_offset, (uint64_t)o->in_len, &end) ||
                 end > rb->compressed_data_size)
-                return BAD("blob %s zran context %" PRIu32 " (ci byte %" PRIu64 "): input [%" PRIu64 ", +%" PRIu32 ") / output %" PRIu32 " outside the %" PRIu64 "-byte compressed data",
-                           rb->id, i, at, o->in_offset, o->in_len, o->out_len, rb->compressed_data_size);
+                return BAD("zran context %" PRIu32 " (ci byte %" PRIu64 "): input [%" PRIu64 ", +%" PRIu32 ") / output %" PRIu32 " outside the %" PRIu64 "-byte compressed data",
+                           i, at, o->in_offset, o->in_len, o->out_len, rb->compressed_data_size);
             o->dict = m->ci + dict_base + doff;
         }
     } else if (rb->features & RAFS_BLOB_BATCH) {
@@ -218,11 +218,11 @@ static int load_contexts(const RafsBlob *rb, BlobMetaPrivate *m, char *why, size
             o->uncompressed_size = le32toh(b.uncompressed_batch_size);
             o->compressed = o->compressed_size != o->uncompressed_size;
             if (o->compressed_size == 0 || o->compressed_size > o->uncompressed_size)
-                return BAD("blob %s batch context %" PRIu32 " (ci byte %" PRIu64 "): compressed_size %" PRIu32 " not in 1..uncompressed_batch_size %" PRIu32,
-                           rb->id, i, at, o->compressed_size, o->uncompressed_size);
+                return BAD("batch context %" PRIu32 " (ci byte %" PRIu64 "): compressed_size %" PRIu32 " not in 1..uncompressed_batch_size %" PRIu32,
+                           i, at, o->compressed_size, o->uncompressed_size);
             if (o->uncompressed_size > RAFS_MAX_CHUNK_SIZE)
-                return BAD("blob %s batch context %" PRIu32 " (ci byte %" PRIu64 "): uncompressed_batch_size %" PRIu32 " exceeds 16 MiB",
-                           rb->id, i, at + 4, o->uncompressed_size);
+                return BAD("batch context %" PRIu32 " (ci byte %" PRIu64 "): uncompressed_batch_size %" PRIu32 " exceeds 16 MiB",
+                           i, at + 4, o->uncompressed_size);
         }
     }
     return 0;
@@ -273,7 +273,7 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
     uint32_t prev_batch = UINT32_MAX;
 
     if ((uint64_t)rb->chunk_count * esize > m->ci_len)
-        return BAD("blob %s: %" PRIu32 " entries of %zu bytes do not fit the %zu-byte ci", rb->id, rb->chunk_count,
+        return BAD("%" PRIu32 " entries of %zu bytes do not fit the %zu-byte ci", rb->chunk_count,
                    esize, m->ci_len);
 
     for (uint32_t i = 0; i < rb->chunk_count; i++) {
@@ -282,7 +282,7 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
         BlobChunkInfo *c = &blob->chunks[i];
 
         decode_entry(m->ci, v2, i, &e);
-#define CBAD(fmt, ...) BAD("blob %s ci[%" PRIu32 "] (ci byte %" PRIu64 "): " fmt, rb->id, i, at, __VA_ARGS__)
+#define CBAD(fmt, ...) BAD("ci[%" PRIu32 "] (ci byte %" PRIu64 "): " fmt, i, at, __VA_ARGS__)
         if (e.flags & ~RAFS_CI_V2_KNOWN_FLAGS)
             return CBAD("unknown chunk flags 0x%02x", e.flags & ~RAFS_CI_V2_KNOWN_FLAGS);
         if (e.flags & RAFS_CI_V2_ENCRYPTED)
@@ -326,7 +326,8 @@ static int decode_chunks(const RafsBlob *rb, BlobMetaPrivate *m, BlobInfo *blob,
         if (e.uoff < next_uoff)
             return CBAD("uncompressed range at 0x%" PRIx64 " overlaps ci[%" PRIu32 "] (ends 0x%" PRIx64 ")", e.uoff,
                         i - 1, next_uoff);
-        if (e.uoff != next_uoff)
+        /* ZRan tables may leave holes (nydusd's lookups allow them; no file maps them). */
+        if (e.uoff != next_uoff && !zran)
             return CBAD("uncompressed offset 0x%" PRIx64 ", dense 4 KiB packing requires 0x%" PRIx64, e.uoff,
                         next_uoff);
         if (e.coff < prev_coff)
@@ -412,7 +413,7 @@ static int check_blob_end(const RafsBlob *rb, const BlobInfo *blob, char *why, s
     uint64_t end = cfn_align_up(last->uncompressed_offset + last->uncompressed_size, RAFS_BLOCK_SIZE);
     uint64_t slack = (rb->features & RAFS_BLOB_ZRAN) ? rb->chunk_size : 0;
     if (rb->uncompressed_size > end + slack)
-        return BAD("blob %s: uncompressed_size %" PRIu64 " runs past its last chunk, which ends at %" PRIu64, rb->id,
+        return BAD("uncompressed_size %" PRIu64 " runs past its last chunk, which ends at %" PRIu64,
                    rb->uncompressed_size, end);
     return 0;
 }
@@ -460,8 +461,8 @@ fail:
 static int check_target(const RafsBlob *rb, const BlobInfo *blob, char *why, size_t why_len)
 {
     if (blob->chunk_count != rb->chunk_count || (rb->chunk_count && !blob->chunks))
-        return why_fail(-EINVAL, why, why_len, "blob %s: BlobInfo has %" PRIu32 " chunks, bootstrap says %" PRIu32,
-                    rb->id, blob->chunk_count, rb->chunk_count);
+        return why_fail(-EINVAL, why, why_len, "BlobInfo has %" PRIu32 " chunks, bootstrap says %" PRIu32,
+                    blob->chunk_count, rb->chunk_count);
     return check_servable(rb, why, why_len);
 }
 
@@ -472,8 +473,8 @@ int blob_meta_parse(CodecCtx *codec, const RafsBlob *rb, const void *buf, size_t
     if (r < 0)
         return r;
     if (len != rb->ci_compressed_size + RAFS_CI_HEADER_SIZE)
-        return BAD("blob %s: blob meta is %zu bytes, expected ci_compressed_size %" PRIu64 " + 4096 from offset %" PRIu64,
-                   rb->id, len, rb->ci_compressed_size, rb->ci_offset);
+        return BAD("blob meta is %zu bytes, expected ci_compressed_size %" PRIu64 " + 4096 from offset %" PRIu64,
+                   len, rb->ci_compressed_size, rb->ci_offset);
 
     size_t csize = (size_t)rb->ci_compressed_size, usize = (size_t)rb->ci_uncompressed_size;
     /* The plaintext header names what the table holds: check it before decompressing anything. */
@@ -486,7 +487,7 @@ int blob_meta_parse(CodecCtx *codec, const RafsBlob *rb, const void *buf, size_t
     if (rb->ci_compressor == BLOB_COMP_NONE) {
         if (csize != usize) {
             free(ci);
-            return BAD("blob %s: ci_compressor none but ci sizes %zu/%zu differ", rb->id, csize, usize);
+            return BAD("ci_compressor none but ci sizes %zu/%zu differ", csize, usize);
         }
         memcpy(ci, buf, usize);
     } else {
@@ -494,7 +495,7 @@ int blob_meta_parse(CodecCtx *codec, const RafsBlob *rb, const void *buf, size_t
         if (r < 0) {
             free(ci);
             return why_fail(r == -ENOTSUP || r == -ENOMEM ? r : -EBADMSG, why, why_len,
-                        "blob %s: ci table @%" PRIu64 " (+%zu, %s) does not decompress to %zu bytes: %s", rb->id,
+                        "ci table @%" PRIu64 " (+%zu, %s) does not decompress to %zu bytes: %s",
                         rb->ci_offset, csize, blob_compressor_name(rb->ci_compressor), usize, strerror(-r));
         }
     }
@@ -509,8 +510,8 @@ int blob_meta_parse_cache(const RafsBlob *rb, const void *buf, size_t len, BlobI
         return r;
     uint64_t want = blob_meta_cache_size(rb);
     if (len != want)
-        return BAD("blob %s: .blob.meta file is %zu bytes, expected round_up_4k(%" PRIu64 ") + 4096 = %" PRIu64,
-                   rb->id, len, rb->ci_uncompressed_size, want);
+        return BAD(".blob.meta file is %zu bytes, expected round_up_4k(%" PRIu64 ") + 4096 = %" PRIu64,
+                   len, rb->ci_uncompressed_size, want);
     size_t usize = (size_t)rb->ci_uncompressed_size;
     uint8_t *ci = malloc(usize);
     if (!ci)
@@ -520,11 +521,25 @@ int blob_meta_parse_cache(const RafsBlob *rb, const void *buf, size_t len, BlobI
                   ".blob.meta", blob, why, why_len);
 }
 
-static int meta_path(char *out, size_t out_len, const char *dir, const char *id, char *why, size_t why_len)
+static bool tag_valid(const char *tag)
+{
+    size_t n = strlen(tag);
+    if (n == 0 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((tag[i] >= '0' && tag[i] <= '9') || (tag[i] >= 'a' && tag[i] <= 'z') || tag[i] == '-'))
+            return false;
+    return true;
+}
+
+static int meta_path(char *out, size_t out_len, const char *dir, const char *id, const char *tag,
+                     char *why, size_t why_len)
 {
     if (!rafs_bootstrap_id_valid(id))
         return why_fail(-EINVAL, why, why_len, "blob id \"%.64s\" is not a safe file name", id);
-    int n = snprintf(out, out_len, "%s/%s.blob.meta", dir, id);
+    if (tag && !tag_valid(tag))
+        return why_fail(-EINVAL, why, why_len, "cache tag \"%.32s\" is not a safe file name part", tag);
+    int n = snprintf(out, out_len, "%s/%s%s%s.blob.meta", dir, id, tag ? "." : "", tag ? tag : "");
     if (n < 0 || (size_t)n >= out_len)
         return why_fail(-ENAMETOOLONG, why, why_len, "path of %s.blob.meta in %s is too long", id, dir);
     return 0;
@@ -532,16 +547,28 @@ static int meta_path(char *out, size_t out_len, const char *dir, const char *id,
 
 int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, char *why, size_t why_len)
 {
+    return blob_meta_cache_load_tagged(dir, NULL, rb, blob, why, why_len);
+}
+
+int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_t why_len)
+{
+    return blob_meta_cache_save_tagged(dir, NULL, blob, why, why_len);
+}
+
+int blob_meta_cache_load_tagged(const char *dir, const char *tag, const RafsBlob *rb, BlobInfo *blob,
+                                char *why, size_t why_len)
+{
     char path[PATH_MAX];
     struct stat st;
-    int r = meta_path(path, sizeof(path), dir, rb->id, why, why_len);
+    int r = meta_path(path, sizeof(path), dir, rb->id, tag, why, why_len);
     if (r < 0)
         return r;
     r = check_target(rb, blob, why, why_len);
     if (r < 0)
         return r;
 
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* Not blocking: a FIFO planted in work_dir must not hold a worker forever (refused below). */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) {
         r = -errno;
         return why_fail(r, why, why_len, "open %s: %s", path, strerror(-r));
@@ -572,7 +599,7 @@ int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, ch
     return blob_meta_parse_cache(rb, buf, want, blob, why, why_len);
 }
 
-int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_t why_len)
+int blob_meta_cache_save_tagged(const char *dir, const char *tag, const BlobInfo *blob, char *why, size_t why_len)
 {
     const BlobMetaPrivate *m = blob->meta_private;
     char path[PATH_MAX];
@@ -581,7 +608,7 @@ int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_
 
     if (!m || blob->meta_private_free != priv_free)
         return why_fail(-EINVAL, why, why_len, "blob %s has no parsed blob meta to save", blob->id);
-    r = meta_path(path, sizeof(path), dir, blob->id, why, why_len);
+    r = meta_path(path, sizeof(path), dir, blob->id, tag, why, why_len);
     if (r < 0)
         return r;
     size_t pad = (size_t)(cfn_align_up(m->ci_len, RAFS_BLOCK_SIZE) - m->ci_len);

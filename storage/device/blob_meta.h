@@ -20,7 +20,8 @@
  * Both do blocking file I/O: call them from a worker, not the event loop.
  *
  * RESULT. blob->chunks[i] is ci entry i (ci index == chunk index, sorted by
- * uncompressed offset, densely packed at 4 KiB); BATCH and ZRAN chunks carry
+ * uncompressed offset, densely packed at 4 KiB, except that ZRAN chunks may
+ * leave 4 KiB-aligned holes between them, as upstream allows); BATCH and ZRAN chunks carry
  * ctx_index/ctx_offset, and blob_meta_batch()/blob_meta_zran() return the
  * context decompression needs. The contexts and the raw ci live in
  * blob->meta_private and are freed by blob_info_free().
@@ -72,6 +73,15 @@ int blob_meta_cache_load(const char *dir, const RafsBlob *rb, BlobInfo *blob, ch
 
 /* Write `<dir>/<blob->id>.blob.meta` from a parsed blob: temp file, fsync, rename. */
 int blob_meta_cache_save(const char *dir, const BlobInfo *blob, char *why, size_t why_len);
+
+/*
+ * The same for `<dir>/<id>.<tag>.blob.meta` (tag: 1..32 of [0-9a-z-]; NULL:
+ * the plain name). The plain name is nydusd's; a tag keeps a table apart
+ * from other images' tables of the same blob id (see nydus_blob.c).
+ */
+int blob_meta_cache_load_tagged(const char *dir, const char *tag, const RafsBlob *rb, BlobInfo *blob,
+                                char *why, size_t why_len);
+int blob_meta_cache_save_tagged(const char *dir, const char *tag, const BlobInfo *blob, char *why, size_t why_len);
 
 /* A batch: several small chunks compressed together (docs §2.6). */
 typedef struct BlobMetaBatch {

@@ -10,6 +10,7 @@
 
 #include "storage/device/blob_meta.h"
 #include "storage/device/toc.h"
+#include "storage/util/log.h"
 #include "storage/util/macros.h"
 
 /* The largest ranged read this step machine makes (ci tables, TOCs, digest arrays). */
@@ -42,6 +43,18 @@ static const char *meta_object(const NydusBlobOpen *req)
     return meta_separate(req) ? req->rb->meta_blob_id : req->backend_id;
 }
 
+/*
+ * Reasons do not name the blob: the front-end that reports them does, once.
+ * They name the separate meta blob when that is the object concerned.
+ */
+static const char *object_note(const NydusBlobOpen *req, const char *object, char *buf, size_t len)
+{
+    if (strcmp(object, req->backend_id) == 0)
+        return "";
+    snprintf(buf, len, " (meta blob %.64s)", object);
+    return buf;
+}
+
 static void finish(NydusBlobOpen *req, int res)
 {
     free(req->buf);
@@ -61,14 +74,14 @@ static void finish(NydusBlobOpen *req, int res)
 static void read_done(BackendRequest *breq, int res)
 {
     NydusBlobOpen *req = cfn_container_of(breq, NydusBlobOpen, breq);
+    char note[96];
     if (res < 0) {
+        const char *obj = object_note(req, breq->blob_id, note, sizeof(note));
         if (req->step == STEP_SIZE || req->step == STEP_META_SIZE)
-            snprintf(req->why, sizeof(req->why), "blob %.64s: cannot size object %.64s: %s", req->rb->id,
-                     breq->blob_id, strerror(-res));
+            snprintf(req->why, sizeof(req->why), "cannot size the object%s: %s", obj, strerror(-res));
         else
-            snprintf(req->why, sizeof(req->why),
-                     "blob %.64s: reading %" PRIu64 " bytes at %" PRIu64 " of %.64s failed: %s", req->rb->id,
-                     req->buf_len, req->buf_off, breq->blob_id, strerror(-res));
+            snprintf(req->why, sizeof(req->why), "reading %" PRIu64 " bytes at %" PRIu64 "%s failed: %s",
+                     req->buf_len, req->buf_off, obj, strerror(-res));
         finish(req, res);
         return;
     }
@@ -82,12 +95,13 @@ static void read_done(BackendRequest *breq, int res)
 
 static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
 {
+    char note[96];
     free(req->buf);
     req->buf = NULL;
     if (len == 0 || len > NYDUS_META_READ_MAX || off + len < off || off + len > req->meta_object_size) {
-        snprintf(req->why, sizeof(req->why), "blob %.64s: metadata range %" PRIu64 "+%" PRIu64
-                 " lies outside the %" PRIu64 "-byte object %.64s", req->rb->id, off, len, req->meta_object_size,
-                 meta_object(req));
+        snprintf(req->why, sizeof(req->why), "metadata range %" PRIu64 "+%" PRIu64 " lies outside the %" PRIu64
+                 "-byte object%s", off, len, req->meta_object_size,
+                 object_note(req, meta_object(req), note, sizeof(note)));
         finish(req, -EBADMSG);
         return;
     }
@@ -103,6 +117,77 @@ static void start_read(NydusBlobOpen *req, uint64_t off, uint64_t len)
     int r = backend_submit(req->backend, &req->breq);
     if (r < 0)
         read_done(&req->breq, r);
+}
+
+/* ---- the blob meta cache ---- */
+
+/* Chunk digests come from the blob's TOC: it is read and checked. */
+static bool toc_wanted(const NydusBlobOpen *req)
+{
+    return req->want_digests && req->rb->digester != BLOB_DIGEST_NONE && (req->rb->features & RAFS_BLOB_HAS_TOC);
+}
+
+/*
+ * A blob id names the same bytes only by convention: another image may name
+ * the same id with other bytes behind it (its own backend, `verify: false`).
+ * So a cached chunk table is either
+ *   - vouched for: `<id>.blob.meta` (nydusd's name), written only once
+ *     checked against a TOC whose digest this image's bootstrap records, and
+ *     used only by images that check it the same way (a mismatch: refetch);
+ *   - or, for images without such a TOC, kept per source:
+ *     `<id>.<source_tag>.blob.meta`, written from what this image's backend
+ *     served, so no other source's bytes can stand in for it.
+ */
+static bool meta_cache_vouched(const NydusBlobOpen *req)
+{
+    return req->work_dir && toc_wanted(req) && req->rb->has_toc_digest;
+}
+
+static bool meta_cache_by_source(const NydusBlobOpen *req)
+{
+    return req->work_dir && req->source_tag && !meta_cache_vouched(req);
+}
+
+/* The TOC vouches for the whole ci table: its blob.meta entry carries a sha256. */
+static bool toc_vouches_for_meta(const NydusBlobOpen *req, const Toc *toc)
+{
+    const TocEntry *e = toc_find(toc, "blob.meta");
+    return req->rb->has_toc_digest && e && e->has_digest;
+}
+
+static void meta_cache_save(const NydusBlobOpen *req, const char *tag)
+{
+    /* Best effort: a read-only work dir costs a refetch next time, nothing more. */
+    char why[200];
+    mkdir(req->work_dir, 0700);
+    blob_meta_cache_save_tagged(req->work_dir, tag, req->blob, why, sizeof(why));
+}
+
+/* Worker: parse and check the TOC; a cached table it does not vouch for is dropped (refetched). */
+static int toc_parse_step(NydusBlobOpen *req, CodecCtx *codec, char *why, size_t why_len)
+{
+    Toc *toc = calloc(1, sizeof(*toc));
+    if (!toc)
+        return -ENOMEM;
+    int r = toc_parse(codec, req->buf, req->buf_len, req->buf_off,
+                      req->rb->has_toc_digest ? req->rb->toc_digest : NULL, toc, why, why_len);
+    if (r == 0) {
+        r = toc_verify_blob_meta(codec, toc, req->blob, why, why_len);
+        bool vouched = r == 0 && toc_vouches_for_meta(req, toc);
+        if (req->meta_from_cache && (r < 0 || (meta_cache_vouched(req) && !vouched))) {
+            req->meta_cache_stale = true;
+            r = 0;
+        } else if (vouched && !req->meta_from_cache && meta_cache_vouched(req)) {
+            meta_cache_save(req, NULL);
+        }
+    }
+    if (r < 0 || req->meta_cache_stale) {
+        toc_clear(toc);
+        free(toc);
+    } else {
+        req->toc = toc;
+    }
+    return r;
 }
 
 /* ---- worker steps ---- */
@@ -127,7 +212,11 @@ static void work_step(WorkItem *item, void *worker_ctx)
 
     switch (req->step) {
     case STEP_META_CACHE:
-        r = req->work_dir ? blob_meta_cache_load(req->work_dir, req->rb, req->blob, why, sizeof(why)) : -ENOENT;
+        if (meta_cache_vouched(req) || meta_cache_by_source(req))
+            r = blob_meta_cache_load_tagged(req->work_dir, meta_cache_vouched(req) ? NULL : req->source_tag, req->rb,
+                                            req->blob, why, sizeof(why));
+        else
+            r = -ENOENT;
         req->meta_from_cache = r == 0 && table_valid(req->blob, why, sizeof(why)) == 0;
         r = 0;      /* a missing or stale cache only means: fetch it */
         break;
@@ -137,32 +226,14 @@ static void work_step(WorkItem *item, void *worker_ctx)
         r = blob_meta_parse(codec, req->rb, req->buf, req->buf_len, req->blob, why, sizeof(why));
         if (r == 0)
             r = table_valid(req->blob, why, sizeof(why));
-        if (r == 0 && req->work_dir) {
-            /* Best effort: a read-only work dir costs a refetch next time, nothing more. */
-            mkdir(req->work_dir, 0700);
-            char swhy[200];
-            blob_meta_cache_save(req->work_dir, req->blob, swhy, sizeof(swhy));
-        }
+        if (r == 0 && meta_cache_by_source(req))
+            meta_cache_save(req, req->source_tag);
         break;
-    case STEP_TOC_PARSE: {
-        Toc *toc = calloc(1, sizeof(*toc));
-        if (!toc || (r = codec_ctx_new(&codec)) < 0) {
-            free(toc);
-            r = -ENOMEM;
+    case STEP_TOC_PARSE:
+        if ((r = codec_ctx_new(&codec)) < 0)
             break;
-        }
-        r = toc_parse(codec, req->buf, req->buf_len, req->buf_off,
-                      req->rb->has_toc_digest ? req->rb->toc_digest : NULL, toc, why, sizeof(why));
-        if (r == 0)
-            r = toc_verify_blob_meta(codec, toc, req->blob, why, sizeof(why));
-        if (r < 0) {
-            toc_clear(toc);
-            free(toc);
-        } else {
-            req->toc = toc;
-        }
+        r = toc_parse_step(req, codec, why, sizeof(why));
         break;
-    }
     case STEP_DIGEST_PARSE:
         if ((r = codec_ctx_new(&codec)) < 0)
             break;
@@ -173,7 +244,7 @@ static void work_step(WorkItem *item, void *worker_ctx)
     codec_ctx_free(codec);
     req->res = r;
     if (r < 0)
-        snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why[0] ? why : strerror(-r));
+        snprintf(req->why, sizeof(req->why), "%.200s", why[0] ? why : strerror(-r));
 }
 
 static void work_done(WorkItem *item)
@@ -183,9 +254,14 @@ static void work_done(WorkItem *item)
         finish(req, req->res);
         return;
     }
-    if (req->step == STEP_META_CACHE && req->meta_from_cache)
+    if (req->step == STEP_META_CACHE && req->meta_from_cache) {
         req->step = STEP_TOC_READ;
-    else
+    } else if (req->step == STEP_TOC_PARSE && req->meta_cache_stale) {
+        log_warn("blob %.64s: the cached chunk table in %s does not match the blob's TOC; fetching it again",
+                 req->rb->id, req->work_dir);
+        req->meta_from_cache = req->meta_cache_stale = false;
+        req->step = STEP_META_READ;
+    } else
         req->step++;
     advance(req);
 }
@@ -224,7 +300,7 @@ static void advance(NydusBlobOpen *req)
         return;
     case STEP_META_READ:
         if (blob_meta_range(req->rb, &off, &len, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "%.200s", why);
             finish(req, -EBADMSG);
             return;
         }
@@ -232,13 +308,12 @@ static void advance(NydusBlobOpen *req)
         return;
     case STEP_TOC_READ:
         /* Digests are optional: without a TOC the chunks are checked by length (and crc). */
-        if (!req->want_digests || req->rb->digester == BLOB_DIGEST_NONE ||
-            !(req->rb->features & RAFS_BLOB_HAS_TOC)) {
+        if (!toc_wanted(req)) {
             finish(req, 0);
             return;
         }
         if (toc_tail_range(req->rb, req->meta_object_size, &off, &len, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "%.200s", why);
             finish(req, -EBADMSG);
             return;
         }
@@ -251,7 +326,7 @@ static void advance(NydusBlobOpen *req)
             return;
         }
         if (toc_entry_range(req->toc, e, &off, &len, why, sizeof(why)) < 0) {
-            snprintf(req->why, sizeof(req->why), "blob %.64s: %.180s", req->rb->id, why);
+            snprintf(req->why, sizeof(req->why), "%.200s", why);
             finish(req, -EBADMSG);
             return;
         }
@@ -270,11 +345,11 @@ void nydus_blob_open(NydusBlobOpen *req)
     req->buf = NULL;
     req->toc = NULL;
     req->why[0] = '\0';
-    req->meta_from_cache = req->have_digests = false;
+    req->meta_from_cache = req->meta_cache_stale = req->have_digests = false;
     req->step = STEP_SIZE;
     int r = rafs_bootstrap_blob_info(req->rb, &req->blob);
     if (r < 0) {
-        snprintf(req->why, sizeof(req->why), "blob %.64s: %s", req->rb->id, strerror(-r));
+        snprintf(req->why, sizeof(req->why), "%s", strerror(-r));
     }
     req->breq = (BackendRequest){ .kind = BACKEND_SIZE, .blob_id = req->backend_id, .done = read_done, .fd = -1 };
     r = r < 0 ? r : backend_submit(req->backend, &req->breq);

@@ -8,7 +8,9 @@
  *      for a SEPARATE blob (ZRan / tar-ref: the data blob is the original
  *      .tar.gz) the size of the meta blob RafsBlob.meta_blob_id as well;
  *   2. the chunk table: from `<work_dir>/<id>.blob.meta` when valid, else one
- *      ranged read of the ci table + header, parsed and then saved there;
+ *      ranged read of the ci table + header, parsed and saved (a table that
+ *      no TOC recorded in the bootstrap vouches for is kept per backend
+ *      source: see meta_cache_vouched() in nydus_blob.c);
  *   3. chunk digests, when the blob has a TOC with `blob.digest`: the tail,
  *      then that entry (both checked against the digests the image records);
  *   4. the finished table is validated (sorted, aligned, inside the blob),
@@ -18,7 +20,8 @@
  * blobs the object named meta_blob_id, through the same backend.
  *
  * done() runs once on the loop thread; on success req->blob is set and owned
- * by the caller. Errors carry a reason in req->why.
+ * by the caller. Errors carry a reason in req->why; it does
+ * not name the blob (the front-end reporting it does, once).
  */
 #pragma once
 
@@ -39,6 +42,8 @@ struct NydusBlobOpen {
     const char *backend_id;
     const RafsBlob *rb;
     const char *work_dir;           /* blob meta cache; NULL disables it */
+    const char *source_tag;         /* names the backend in the cache of tables no TOC vouches for
+                                     * (`<id>.<tag>.blob.meta`, [0-9a-z-]{1,32}); NULL: not cached */
     bool want_digests;              /* load chunk digests from the TOC when present */
     void (*done)(NydusBlobOpen *req, int res);
 
@@ -47,6 +52,7 @@ struct NydusBlobOpen {
     uint64_t object_size;           /* the data blob */
     uint64_t meta_object_size;      /* the object holding the ci table and TOC */
     bool meta_from_cache;
+    bool meta_cache_stale;          /* the cached table failed its TOC check: refetch */
     bool have_digests;
     char why[256];
 

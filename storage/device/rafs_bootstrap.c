@@ -592,7 +592,7 @@ int rafs_chunk_table_digests(const void *table, size_t table_len, uint32_t blob_
     if (table_len % esz)
         return BAD("chunk table of %zu bytes is not a whole number of %zu-byte entries", table_len, esz);
     if (!blob->chunk_count)
-        return why_fail(-ENOENT, why, why_len, "blob %s has no chunks", blob->id);
+        return why_fail(-ENOENT, why, why_len, "the blob has no chunks");
     uint8_t (*digests)[BLOB_DIGEST_SIZE] = calloc(blob->chunk_count, BLOB_DIGEST_SIZE);
     uint8_t *seen = calloc(blob->chunk_count, 1);
     uint32_t *crcs = calloc(blob->chunk_count, sizeof(*crcs));
@@ -605,20 +605,20 @@ int rafs_chunk_table_digests(const void *table, size_t table_len, uint32_t blob_
             continue;
         uint32_t i = le32toh(e.index), flags = le32toh(e.flags);
         if (i >= blob->chunk_count) {
-            r = BAD("chunk table entry %zu: ci index %" PRIu32 " is past the %" PRIu32 " chunks of blob %s", k, i,
-                    blob->chunk_count, blob->id);
+            r = BAD("chunk table entry %zu: ci index %" PRIu32 " is past the %" PRIu32 " chunks of the blob", k, i,
+                    blob->chunk_count);
             break;
         }
         const BlobChunkInfo *c = &blob->chunks[i];
         if (le64toh(e.uncompressed_offset) != c->uncompressed_offset ||
             le32toh(e.uncompressed_size) != c->uncompressed_size) {
-            r = BAD("chunk table entry %zu: chunk %" PRIu32 " of blob %s at [%" PRIu64 ", +%" PRIu32 "), the blob meta says [%"
-                    PRIu64 ", +%" PRIu32 ")", k, i, blob->id, (uint64_t)le64toh(e.uncompressed_offset),
+            r = BAD("chunk table entry %zu: chunk %" PRIu32 " at [%" PRIu64 ", +%" PRIu32 "), the blob meta says [%"
+                    PRIu64 ", +%" PRIu32 ")", k, i, (uint64_t)le64toh(e.uncompressed_offset),
                     le32toh(e.uncompressed_size), c->uncompressed_offset, c->uncompressed_size);
             break;
         }
         if (seen[i] && memcmp(digests[i], e.block_id, BLOB_DIGEST_SIZE) != 0) {
-            r = BAD("chunk table entry %zu: chunk %" PRIu32 " of blob %s listed twice with different digests", k, i, blob->id);
+            r = BAD("chunk table entry %zu: chunk %" PRIu32 " listed twice with different digests", k, i);
             break;
         }
         if (!seen[i])

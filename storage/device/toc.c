@@ -44,9 +44,9 @@ int toc_tail_range(const RafsBlob *rb, uint64_t blob_size, uint64_t *offset, uin
     if (rb && rb->toc_size) {
         n = rb->toc_size;
         if (n < RAFS_TOC_MIN_SIZE || n > RAFS_TOC_MAX_SIZE || n % RAFS_TOC_ENTRY_SIZE)
-            return BAD("blob %s blob_toc_size %" PRIu64 ": not a multiple of 128 in 512..65536", rb->id, n);
+            return BAD("blob_toc_size %" PRIu64 ": not a multiple of 128 in 512..65536", n);
         if (n > blob_size)
-            return BAD("blob %s blob_toc_size %" PRIu64 " exceeds the %" PRIu64 "-byte blob", rb->id, n, blob_size);
+            return BAD("blob_toc_size %" PRIu64 " exceeds the %" PRIu64 "-byte blob", n, blob_size);
     } else {
         n = blob_size > RAFS_TOC_AUTODETECT_SIZE ? RAFS_TOC_AUTODETECT_SIZE : blob_size & ~(uint64_t)127;
         if (n < RAFS_TAR_HEADER_SIZE)
@@ -382,7 +382,7 @@ int toc_verify_blob_meta(CodecCtx *codec, const Toc *toc, const BlobInfo *blob, 
     uint8_t d[32];
     int r = blob_meta_raw(blob, &ci, &ci_len, &hdr);
     if (r < 0)
-        return why_fail(r, why, why_len, "blob %s has no parsed blob meta", blob->id);
+        return why_fail(r, why, why_len, "the blob has no parsed blob meta");
 
     const struct rafs_ci_header_disk *h = (const void *)hdr;
     uint64_t ci_off = le64toh(h->s_ci_offset), ci_csize = le64toh(h->s_ci_compressed_size);

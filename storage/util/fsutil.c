@@ -77,3 +77,20 @@ int fs_write_atomic(const char *path, const struct iovec *iov, int iovcnt, mode_
     }
     return 0;
 }
+
+int fs_open_regular(const char *path, int extra_flags)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int fl;
+    int r = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EINVAL : 0;
+    if (r == 0 && ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0))
+        r = -errno;
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}

@@ -15,3 +15,11 @@ int fs_mkdir_p(const char *path, mode_t mode);
  * in the same directory, fsync, rename, fsync the directory. 0 or -errno.
  */
 int fs_write_atomic(const char *path, const struct iovec *iov, int iovcnt, mode_t mode);
+
+/*
+ * Open `path` read-only, only if it is a regular file: O_NONBLOCK so that a
+ * FIFO in its place cannot block the caller (it is refused instead, like any
+ * other non-regular file: -EINVAL). `extra_flags` are OR'ed in (O_NOFOLLOW).
+ * The fd (blocking again, close-on-exec) or -errno.
+ */
+int fs_open_regular(const char *path, int extra_flags);

@@ -85,6 +85,17 @@ int loop_write(Loop *loop, LoopOp *op, int fd, const void *buf, unsigned len, ui
     return 0;
 }
 
+int loop_openat(Loop *loop, LoopOp *op, int dirfd, const char *path, int flags)
+{
+    struct io_uring_sqe *sqe = loop_get_sqe(loop);
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_openat(sqe, dirfd, path, flags, 0);
+    sqe->flags |= IOSQE_ASYNC;
+    io_uring_sqe_set_data(sqe, op);
+    return 0;
+}
+
 /* ---- timer heap (min-heap on deadline) ---- */
 
 static void heap_swap(Loop *loop, size_t a, size_t b)

@@ -42,6 +42,12 @@ Loop *loop_free(Loop *loop);
 int loop_poll(Loop *loop, LoopOp *op, int fd, unsigned poll_mask);
 int loop_read(Loop *loop, LoopOp *op, int fd, void *buf, unsigned len, uint64_t off);
 int loop_write(Loop *loop, LoopOp *op, int fd, const void *buf, unsigned len, uint64_t off);
+/*
+ * openat(2) on io-wq, never inline: a hung network file system or a FIFO
+ * cannot stall the loop. res is the new fd. `path` must stay valid until the
+ * callback runs.
+ */
+int loop_openat(Loop *loop, LoopOp *op, int dirfd, const char *path, int flags);
 
 void loop_timer_init(LoopTimer *t, void (*fn)(LoopTimer *t));
 void loop_timer_arm(Loop *loop, LoopTimer *t, uint64_t delay_ms);

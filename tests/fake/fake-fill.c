@@ -96,6 +96,8 @@ int main(int argc, char **argv)
     int64_t size = -1;
     if (cfd < 0 || !run_until(d, dev, 2, true) || !fake_device_copen_result(dev, 2, &size) || size < 0) {
         fprintf(stderr, "fake-fill: OPEN of blob %s failed (copen %" PRId64 ")\n", blob_id, size);
+        daemon_free(d);     /* closes the device, whose queue holds bfd and cfd */
+        config_free(cfg);
         return 2;
     }
     /* The kernel sizes the cache file from copen. */

@@ -13,6 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
+#include "cachefilesd-nydus/control.h"
 #include "cachefilesd-nydus/daemon.h"
 #include "fake_device.h"
 #include "storage/codec/codec.h"
@@ -67,8 +70,8 @@ static void env_start_with(Env *e, const char *extra, const char *images_yaml)
 {
     char text[4096], err[512];
     snprintf(text, sizeof(text),
-             "cache_dir: %s/cache\nthreads: 2\nread_window: 256KiB\nraw_chunk_size: 64KiB\n"
-             "request_timeout: 5s\n%simages:\n%s", e->dir, extra, images_yaml);
+             "cache_dir: %s/cache\nwork_dir: %s/work\nthreads: 2\nread_window: 256KiB\nraw_chunk_size: 64KiB\n"
+             "request_timeout: 5s\n%simages:\n%s", e->dir, e->dir, extra, images_yaml);
     int r = config_parse(&e->cfg, "test.yaml", text, strlen(text), err, sizeof(err));
     if (r < 0)
         fprintf(stderr, "config: %s\n", err);
@@ -439,7 +442,8 @@ static void test_deadline(void)
     snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n", boot);
     /* env_start sets a 5 s deadline; use a short one here. */
     char text[1024], err[512];
-    snprintf(text, sizeof(text), "cache_dir: %s/cache\nrequest_timeout: 200ms\nimages:\n%s", e.dir, yaml);
+    snprintf(text, sizeof(text), "cache_dir: %s/cache\nwork_dir: %s/work\nrequest_timeout: 200ms\nimages:\n%s", e.dir,
+             e.dir, yaml);
     CHECK_EQ_INT(config_parse(&e.cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
     CHECK_EQ_INT(daemon_new(&e.d, e.cfg, err, sizeof(err)), 0);
     StallBackend *sb = calloc(1, sizeof(*sb));
@@ -580,7 +584,7 @@ static void test_takeover_restores(void)
     snprintf(path, sizeof(path), "%s/plain.img", e.dir);
     uint8_t *src = write_image(path, 64 * 4096, 11, NULL, 0);
     snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
-    snprintf(text, sizeof(text), "cache_dir: %s/cache\nimages:\n%s", e.dir, yaml);
+    snprintf(text, sizeof(text), "cache_dir: %s/cache\nwork_dir: %s/work\nimages:\n%s", e.dir, e.dir, yaml);
     CHECK_EQ_INT(config_parse(&e.cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
     CHECK_EQ_INT(daemon_new(&e.d, e.cfg, err, sizeof(err)), 0);
     e.dev = fake_device_new();
@@ -783,6 +787,127 @@ static void test_prefetch_stops_on_failures(void)
     free(dsrc);
 }
 
+/* The control socket's answer to `status`, run from a thread while the loop serves it. */
+typedef struct StatusCall {
+    char sock[128];
+    char out[CONTROL_MAX_MSG];
+    int status, res;
+    volatile bool done;
+} StatusCall;
+
+static void *status_thread(void *p)
+{
+    StatusCall *c = p;
+    char *argv[] = { "status" };
+    c->res = control_call(c->sock, 1, argv, 5000, &c->status, c->out, sizeof(c->out));
+    c->done = true;
+    return NULL;
+}
+
+/*
+ * One bad image among good ones: the daemon starts and serves the good ones;
+ * the bad one is logged, refused at OPEN with its reason, and `status` names
+ * it. (It used to fail daemon_new for every image.)
+ */
+static void test_bad_image_does_not_stop_the_others(void)
+{
+    Env e;
+    env_init(&e);
+    char good[128], bad[128], inl[128], yaml[1024];
+    snprintf(good, sizeof(good), "%s/good.img", e.dir);
+    snprintf(bad, sizeof(bad), "%s/bad.img", e.dir);
+    uint8_t *src = write_image(good, 16 * 4096, 21, NULL, 0);
+    FILE *f = fopen(bad, "w");
+    CHECK(f && fputs("not an erofs image\n", f) >= 0);
+    fclose(f);
+    snprintf(inl, sizeof(inl), "%s/no-blobs", e.dir);
+    CHECK_EQ_INT(mkdir(inl, 0700), 0);
+    /* A FIFO as bootstrap: opening it must not hang the start-up (it did, waiting for a writer). */
+    char fifo[128];
+    snprintf(fifo, sizeof(fifo), "%s/fifo.img", e.dir);
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    alarm(60);
+    snprintf(yaml, sizeof(yaml),
+             "  - fsid: fifo\n    bootstrap: %s\n"
+             "  - fsid: bad\n    bootstrap: %s\n"
+             "  - fsid: good\n    bootstrap: %s\n"
+             "  - fsid: gone\n    bootstrap_blob: %064d\n    backend: {type: localfs, dir: %s}\n", fifo, bad, good, 0,
+             inl);
+    env_start(&e, yaml);
+
+    int64_t copen = 0;
+    int fd = open_object(&e, 1, 1, "erofs,good", "good", "good", 16 * 4096, &copen);
+    CHECK_EQ_INT(copen, 16 * 4096);
+    fake_device_push_read(e.dev, 2, 1, 0, 4096);
+    run_until_completed(&e, 2, 1);
+    CHECK(range_equals(fd, src, 0, 4096));
+
+    int bfd = open_object(&e, 3, 2, "erofs,bad", "bad", "bad", 0, &copen);
+    CHECK_EQ_INT(copen, -EIO);
+    int gfd = open_object(&e, 4, 3, "erofs,gone", "gone", "gone", 0, &copen);
+    CHECK_EQ_INT(copen, -EIO);
+
+    StatusCall call = { .res = 1 };
+    snprintf(call.sock, sizeof(call.sock), "%s/work/control.sock", e.dir);
+    pthread_t t;
+    CHECK_EQ_INT(pthread_create(&t, NULL, status_thread, &call), 0);
+    for (int i = 0; i < 500 && !call.done; i++)
+        loop_run_once(e.d->loop, 10);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(call.res, 0);
+    CHECK_EQ_INT(call.status, 0);
+    CHECK(strstr(call.out, "frontend=fscache") != NULL);
+    CHECK(strstr(call.out, "image bad not served: bootstrap ") != NULL);
+    CHECK(strstr(call.out, "is not a usable erofs image") != NULL);
+    CHECK(strstr(call.out, "image gone not served: ") != NULL);
+    CHECK(strstr(call.out, "image fifo not served: bootstrap ") != NULL && strstr(call.out, "not a regular file"));
+    alarm(0);
+    CHECK(strstr(call.out, "image good") == NULL);
+    if (call.res == 0)
+        fprintf(stderr, "status:\n%s", call.out);
+    close(bfd);
+    close(gfd);
+    env_stop(&e);
+    free(src);
+}
+
+/*
+ * A FIFO named like a data blob in the blob directory: its OPEN is refused
+ * with a clear reason, and the daemon keeps answering the other blob's READs
+ * meanwhile. (Opening the FIFO on the loop thread hung the whole daemon.)
+ */
+static void test_fifo_blob(void)
+{
+    Env e;
+    env_init(&e);
+    char boot[128], blob[128], fifo[128], yaml[512];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
+    snprintf(blob, sizeof(blob), "%s/boot2.img", e.dir);
+    snprintf(fifo, sizeof(fifo), "%s/fifoblob", e.dir);
+    uint8_t *bsrc = write_image(boot, 4 * 4096, 31, "fifoblob", 64);
+    uint8_t *gsrc = write_image(blob, 16 * 4096, 32, NULL, 0);
+    CHECK_EQ_INT(mkfifo(fifo, 0600), 0);
+    alarm(60);
+    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n  - fsid: boot2.img\n    bootstrap: %s\n",
+             boot, blob);
+    env_start(&e, yaml);
+
+    int64_t copen = 0, fcopen = 1;
+    int gfd = open_object(&e, 1, 1, "erofs,boot2.img", "boot2.img", "good", 16 * 4096, &copen);
+    CHECK_EQ_INT(copen, 16 * 4096);
+    int ffd = open_cache_file(&e, "fifo", 64 * 4096);
+    fake_device_push_open(e.dev, 2, 2, "erofs,boot.img", "fifoblob", ffd);
+    fake_device_push_read(e.dev, 3, 1, 0, 4096);
+    run_until_completed(&e, 3, 1);
+    CHECK(range_equals(gfd, gsrc, 0, 4096));
+    run_until_copen(&e, 2, &fcopen);
+    CHECK(fcopen < 0);
+    alarm(0);
+    env_stop(&e);
+    free(bsrc);
+    free(gsrc);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -810,5 +935,7 @@ int main(void)
     RUN(test_prefetch);
     RUN(test_prefetch_stops_on_failures);
     RUN(test_bad_config_is_reported);
+    RUN(test_bad_image_does_not_stop_the_others);
+    RUN(test_fifo_blob);
     return TEST_EXIT();
 }

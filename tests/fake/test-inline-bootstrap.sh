@@ -8,6 +8,7 @@
 set -euo pipefail
 mkimage=$1
 fill=$2
+retag=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -24,7 +25,6 @@ fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
 img=$work/img
 id=$("$mkimage" -c 64K -z zstd -d blake3 --inline-bootstrap --blob-data "$work/expected" -o "$img" "$src" | tail -n 1)
 rm "$img/image.boot"     # only the blob is left
-stored=$work/w/$id.image.boot
 
 # 1. From the blob alone.
 if "$fill" "blob:$id" "$img" "$id" "$work/got1" "$work/w" >"$work/log1" 2>&1 &&
@@ -34,6 +34,7 @@ else
     fail from-blob "$(tail -3 "$work/log1")"
 fi
 
+stored=$(ls "$work/w/$id".src-*.image.boot 2>/dev/null | head -n 1 || true)
 # 2. The stored bootstrap lists the real id, not the placeholder, in both tables.
 if [ -f "$stored" ] && grep -qa "$id" "$stored" && ! grep -qa "$(printf 'x%.0s' $(seq 64))" "$stored"; then
     pass retagged
@@ -99,11 +100,56 @@ else
     "$fill" "blob:$id" "$bad" "$id" "$work/got5" "$work/w5" >"$work/log5" 2>&1
     rc=$?
     set -e
-    if [ "$rc" = 2 ] && grep -qi "image.boot" "$work/log5" && [ ! -e "$work/w5/$id.image.boot" ]; then
+    if [ "$rc" = 2 ] && grep -qi "image.boot" "$work/log5" && ! ls "$work/w5/$id".*image.boot >/dev/null 2>&1; then
         pass corrupt-image-boot
     else
         fail corrupt-image-boot "rc=$rc $(tail -2 "$work/log5")"
     fi
+fi
+
+# 7. A blob made before nydus 2.2: image.boot names the blob by another id
+#    (the digest of the blob without its bootstrap) and the blob features
+#    have neither INLINED_FS_META nor CAP_TAR_TOC. nydus gives such a blob the
+#    id it was loaded by; so does the daemon.
+old=$work/old
+oid=$("$mkimage" -c 64K -z zstd -d blake3 --legacy-inline-bootstrap --blob-data "$work/expected-old" -o "$old" "$src" |
+      tail -n 1)
+rm "$old/image.boot"
+if "$fill" "blob:$oid" "$old" "$oid" "$work/got6" "$work/w6" >"$work/log6" 2>&1 &&
+    cmp -s "$work/expected-old" "$work/got6" && grep -q "made before nydus 2.2) lists it as [0-9a-f]\{64\}" "$work/log6" &&
+    grep -qa "$oid" "$work/w6/$oid".src-*.image.boot; then
+    pass legacy-inline
+else
+    fail legacy-inline "$(grep -m2 -E "error|refus" "$work/log6")"
+fi
+
+# 8. Still refused when no blob of the table can be this one (a 2.2+ blob
+#    without INLINED_FS_META listed under another id), and the reason names
+#    the id the table does list.
+other=$(printf '0%.0s' $(seq 64))
+why=$("$retag" "$plain/image.boot" "$other" || true)
+if [[ "$why" == *"the bootstrap inside blob $other does not list that blob: it lists $pid"* ]]; then
+    pass refused-names-listed-id
+else
+    fail refused-names-listed-id "$why"
+fi
+
+# 9. The stored bootstrap is kept per backend source: image A, whose directory holds other
+#    bytes under blob id $id (another tree's inline blob), must not hand image B its
+#    bootstrap. B runs after A on the same work_dir and must serve its own tree.
+src2=$work/src2
+mkdir -p "$src2"
+seq 5 70000 >"$src2/other"
+evil=$work/evil
+eid=$("$mkimage" -c 64K -z zstd -d blake3 --inline-bootstrap -o "$evil" "$src2" | tail -n 1)
+mv "$evil/$eid" "$evil/$id"
+rm "$evil/image.boot"
+"$fill" "blob:$id" "$evil" "$id" "$work/got8a" "$work/w8" >"$work/log8a" 2>&1 || true
+if "$fill" "blob:$id" "$img" "$id" "$work/got8" "$work/w8" >"$work/log8" 2>&1 &&
+    cmp -s "$work/expected" "$work/got8" && grep -q "bootstrap taken from blob $id" "$work/log8"; then
+    pass stored-bootstrap-per-source
+else
+    fail stored-bootstrap-per-source "image B reused image A's bootstrap: $(grep -m1 -E "bootstrap|refused" "$work/log8")"
 fi
 
 echo "inline-bootstrap: $passed passed, $failed failed"

@@ -486,9 +486,23 @@ scen_errors() {
     img_blobdev ok t1
     img_blobdev gone t1
     rm "$W/blobs/gone.blob"
+    # A bootstrap that is not an image: the daemon still starts and serves the others.
+    head -c 100 /dev/urandom >"$W/broken.img"
+    printf '  - fsid: broken\n    bootstrap: %s\n' "$W/broken.img" >>"$W/images.yaml"
     daemon_start
     local out rc=0
+    grep -q "image broken is not served: bootstrap $W/broken.img is not a usable erofs image" "$DLOG" ||
+        fail "the daemon log does not name the broken image and why"
+    out=$(ctl status) || fail "status failed"
+    case "$out" in *"image broken not served: bootstrap $W/broken.img is not a usable erofs image"*) ;;
+        *) fail "status does not report the broken image: $out" ;; esac
     mkdir -p "$W/m"
+    rc=0
+    out=$(ctl mount broken "$W/m" 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "mounting the broken image succeeded"
+    case "$out" in *"image broken is not served: bootstrap"*) ;; *) fail "mount of the broken image: $out" ;; esac
+    say "broken image: $out"
+    rc=0
     out=$(ctl mount no-such-image "$W/m" 2>&1) || rc=$?
     [ "$rc" != 0 ] || fail "mounting an unknown fsid succeeded"
     say "unknown fsid: $out"

@@ -764,6 +764,52 @@ static size_t zran_points(const uint8_t *gz, size_t gz_len, size_t out_len, Zran
     return n;
 }
 
+/*
+ * Multi-member gzip (bgzip, cat a.gz b.gz): from a boundary in the first
+ * member, output runs on into the second, as nydus's ZranDecoder does it:
+ * trailer and header skipped, the new member inflated with an empty window.
+ */
+static void test_zran_across_members(void)
+{
+    size_t len = 1 << 20, half = len / 2 + 777, c1, c2;
+    uint8_t *in = xalloc(len);
+    fill(in, len, DATA_TEXT);
+    uint8_t *g1 = compress_exact(BLOB_COMP_GZIP, 6, in, half, &c1);
+    uint8_t *g2 = compress_exact(BLOB_COMP_GZIP, 6, in + half, len - half, &c2);
+    uint8_t *gz = xalloc(c1 + c2);
+    memcpy(gz, g1, c1);
+    memcpy(gz + c1, g2, c2);
+    ZranPoint *pts = calloc(64, sizeof(*pts));
+    size_t n = zran_points(g1, c1, half, pts, 64);      /* boundaries of the first member */
+    CHECK(n >= 1);
+    ZranPoint *p = &pts[n - 1];
+    size_t avail = len - p->out_pos;
+    uint8_t *d = xalloc(avail + 1);
+
+    /* Across the boundary, skipping into it, and to the very end. */
+    CHECK_EQ_INT(codec_inflate_zran(ctx, p->window, p->window_len, p->bits, p->byte, gz + p->in_pos,
+                                    c1 + c2 - p->in_pos, 0, d, avail), 0);
+    CHECK(memcmp(d, in + p->out_pos, avail) == 0);
+    size_t skip = half - p->out_pos - 10;
+    CHECK_EQ_INT(codec_inflate_zran(ctx, p->window, p->window_len, p->bits, p->byte, gz + p->in_pos,
+                                    c1 + c2 - p->in_pos, skip, d, 5000), 0);
+    CHECK(memcmp(d, in + p->out_pos + skip, 5000) == 0);
+    /* Past the last member; a cut inside the second header; garbage instead of a header. */
+    CHECK_EQ_INT(codec_inflate_zran(ctx, p->window, p->window_len, p->bits, p->byte, gz + p->in_pos,
+                                    c1 + c2 - p->in_pos, 0, d, avail + 1), -EBADMSG);
+    CHECK_EQ_INT(codec_inflate_zran(ctx, p->window, p->window_len, p->bits, p->byte, gz + p->in_pos,
+                                    c1 + 5 - p->in_pos, 0, d, avail), -EBADMSG);
+    gz[c1] ^= 0xff;
+    CHECK_EQ_INT(codec_inflate_zran(ctx, p->window, p->window_len, p->bits, p->byte, gz + p->in_pos,
+                                    c1 + c2 - p->in_pos, 0, d, avail), -EBADMSG);
+    free(d);
+    free(pts);
+    free(gz);
+    free(g1);
+    free(g2);
+    free(in);
+}
+
 static void test_zran(void)
 {
     size_t len = 3 * (1 << 20), clen;
@@ -957,6 +1003,7 @@ int main(void)
     RUN(test_lz4_block);
     RUN(test_gzip_cli);
     RUN(test_zran);
+    RUN(test_zran_across_members);
     RUN(test_sha256);
     RUN(test_fixture);
 

@@ -4,7 +4,9 @@
 # files. The chunk table at the blob's end goes with the cut, so:
 #  1. without a cached blob meta the blob's OPEN is refused with a log line
 #     that says why, and even a file before the cut fails; mounting the
-#     intact copy leaves the blob meta in work_dir;
+#     image while its directory still held the intact blob left the blob
+#     meta in work_dir (without a TOC it is cached per backend source, so
+#     the intact copy is put in the same directory for that mount);
 #  2. a new daemon on that work_dir serves the truncated blob: the two files
 #     wholly before the cut (and outside its 1 MiB read window) read back
 #     with the source's sha256; files that need a chunk past the cut (the
@@ -97,12 +99,17 @@ daemon_check "the failed mount"
 why=$(grep -m1 -E "blob=$id refused: .*outside the [0-9]+-byte object" "$DLOG") ||
     fail "the daemon log does not say why the truncated blob cannot be opened"
 say "no cached blob meta: $OUTCOME; daemon log: ${why#* warn  }"
-# Mounting the intact copy opens its blob, which saves the blob meta.
-must_mount "$m" fsid=ntrunc-full
-do_umount "$m"
-[ -s "$W/work/$id.blob.meta" ] || fail "the daemon did not save the blob meta in work_dir ($W/work)"
 daemon_stop
-say "the intact blob mounted; its blob meta is now cached in $W/work"
+# Mounting the image while the intact blob is in its directory saves the blob meta.
+cp "$W/full/$id" "$W/cut/$id.full" && mv "$W/cut/$id" "$W/cut/$id.cut" && mv "$W/cut/$id.full" "$W/cut/$id"
+daemon_start trunc1b "work_dir: $W/work"
+must_mount "$m" fsid=ntrunc
+do_umount "$m"
+daemon_stop
+mv "$W/cut/$id.cut" "$W/cut/$id"
+meta=$(ls "$W/work/$id".src-*.blob.meta 2>/dev/null | head -n 1)
+[ -s "$meta" ] || fail "the daemon did not save the blob meta in work_dir ($W/work)"
+say "the intact blob mounted; its blob meta is now cached in $meta"
 
 # 2. Blob meta from work_dir, data from the truncated blob.
 eio_pattern="blob $id: chunks [0-9]+-[0-9]+: backend read of [0-9]+ bytes at 0x[0-9a-f]+ failed: No data available"

@@ -26,15 +26,16 @@ m=$MNT_BASE/m
 
 daemon_start bootblob1 "work_dir: $W/work"
 grep -q "bootstrap taken from blob $id" "$DLOG" || fail "the daemon did not log taking the bootstrap from blob $id"
-[ -s "$W/work/$id.image.boot" ] || fail "no stored bootstrap $W/work/$id.image.boot"
+stored=$(ls "$W/work/$id".src-*.image.boot 2>/dev/null | head -n 1)
+[ -s "$stored" ] || fail "no stored bootstrap $W/work/$id.src-*.image.boot"
 must_mount "$m" fsid=bootblob
 verify_tree "$m" tboot
 do_umount "$m"
 daemon_stop
-say "bootstrap from blob $id: mounted and verified; stored as $W/work/$id.image.boot"
+say "bootstrap from blob $id: mounted and verified; stored as $stored"
 
 daemon_start bootblob2 "work_dir: $W/work"
-grep -q "bootstrap of blob $id from $W/work/$id.image.boot" "$DLOG" ||
+grep -q "bootstrap of blob $id from $stored" "$DLOG" ||
     fail "the second daemon did not reuse the stored bootstrap"
 must_mount "$m" fsid=bootblob
 verify_tree "$m" tboot

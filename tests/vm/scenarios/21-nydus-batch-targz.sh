@@ -4,6 +4,8 @@
 #    --batch-size) for zstd, lz4_block and none;
 #  - a targz-ref image: the data blob is the original .tar.gz, served
 #    through zran contexts, its ci table in a separate meta blob;
+#  - a targz-ref image of a multi-member (bgzip-like) .tar.gz whose chunks
+#    run across member boundaries, with holes between its ZRan chunks;
 # every file's sha256 matches the source. Then a byte flipped inside the
 # .tar.gz: the files whose chunks it spoils fail with EIO (chunk digests
 # from the bootstrap's chunk table), the others still verify, and the
@@ -46,18 +48,30 @@ d = bytearray(open(p, "rb").read())
 d[at] ^= 0x20
 open(p, "wb").write(d)
 PY
+# bgzip-like: the tar in members of 50000 bytes each, so chunks cross member boundaries.
+(cd "$W/tree" && tar --sort=name --mtime=@1700000000 --owner=0 --group=0 --numeric-owner -cf - .) >"$W/layer.tar"
+python3 - "$W/layer.tar" "$W/layer-mm.tar.gz" <<'PY'
+import gzip, sys
+d = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(b"".join(gzip.compress(d[i:i + 50000], mtime=0) for i in range(0, len(d), 50000)))
+PY
+mkdir -p "$W/targz-mm"
+"$MKIMAGE" --targz-ref --zran-holes -c 65536 -d blake3 -o "$W/targz-mm" "$W/layer-mm.tar.gz" >/dev/null \
+    2>"$W/mkimage-targz-mm.err" || fail "nydus-mkimage --targz-ref (multi-member) failed: $(tail -n 3 "$W/mkimage-targz-mm.err")"
+more="$more$(image_entry targz-mm "$W/targz-mm/image.boot" "$W/targz-mm")
+"
 more="$more$(image_entry targz "$W/targz/image.boot" "$W/targz")
 $(image_entry targz-bad "$W/targz-bad/image.boot" "$W/targz-bad")"
 DAEMON_MORE_IMAGES=$more
 m=$MNT_BASE/m
 
 daemon_start batch "work_dir: $W/work"
-for img in batch-zstd batch-lz4_block batch-none targz; do
+for img in batch-zstd batch-lz4_block batch-none targz targz-mm; do
     must_mount "$m" "fsid=$img"
     verify_tree "$m" tbatch
     do_umount "$m"
 done
-say "batch (zstd, lz4_block, none) and targz-ref images verified"
+say "batch (zstd, lz4_block, none) and targz-ref images (one of a multi-member gzip, with ZRan holes) verified"
 
 must_mount "$m" fsid=targz-bad
 bad=0 good=0
