@@ -65,12 +65,56 @@ fail:
     return r;
 }
 
+/* How long shutdown waits for requests to end after their transfers were cancelled. */
+#define SHUTDOWN_DRAIN_MS 10000
+
+/*
+ * Shutdown in a defined order, so that nothing in flight outlives what it
+ * points to: stop taking work, cancel every backend transfer (their done()
+ * run with -ECANCELED on the loop), then turn the loop until the front-end
+ * has nothing outstanding: fills ended, workers' results delivered, caches
+ * released. Cancelled transfers end at once; only a read the kernel cannot
+ * abort (a local file) is waited for. False when something is still
+ * outstanding after SHUTDOWN_DRAIN_MS.
+ */
+static bool daemon_drain(Daemon *d)
+{
+    Frontend *fe = d->frontend;
+    if (!d->stopping) {
+        d->stopping = true;
+        fe->ops->stop(fe);
+    }
+    image_registry_cancel(d->images);
+    uint64_t t0 = loop_now_ns(), limit = t0 + SHUTDOWN_DRAIN_MS * 1000000ull;
+    while (!fe->ops->drain(fe)) {
+        if (loop_now_ns() > limit) {
+            log_error("shutdown: requests still outstanding %d s after their transfers were cancelled; exiting "
+                      "without freeing what they use", SHUTDOWN_DRAIN_MS / 1000);
+            return false;
+        }
+        int r = loop_run_once(d->loop, 10);
+        if (r < 0) {
+            log_error("shutdown: the event loop failed: %s; exiting without freeing what requests use", strerror(-r));
+            return false;
+        }
+    }
+    log_debug("shutdown: drained in %.3f s", (double)(loop_now_ns() - t0) / 1e9);
+    return true;
+}
+
 Daemon *daemon_free(Daemon *d)
 {
     if (!d)
         return NULL;
+    /*
+     * Freeing anything a request still points to would be a use-after-free
+     * (the request's done() runs later): when requests cannot be drained,
+     * leave it all to the process exit.
+     */
+    if (d->frontend && !daemon_drain(d))
+        return NULL;
     frontend_free(d->frontend);
-    /* The front-end waited for fetches in flight, so no worker still posts to the loop. */
+    /* Nothing is outstanding, so no worker still posts to the loop. */
     d->pool = workpool_free(d->pool);
     image_registry_free(d->images);
     cache_service_free(d->cache);

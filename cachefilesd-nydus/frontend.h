@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 typedef struct Daemon Daemon;
 typedef struct Frontend Frontend;
 
@@ -16,6 +18,14 @@ typedef struct FrontendOps {
     int (*start)(Frontend *fe);
     /* Stop taking new work (called on SIGTERM). */
     void (*stop)(Frontend *fe);
+    /*
+     * Shutdown, after stop() and once the backends were cancelled: let go of
+     * what the front-end holds in storage. Called with the loop turning in
+     * between until it returns true: no fill, fetch, open or job of the
+     * front-end is outstanding any more, so nothing will call back into it.
+     */
+    bool (*drain)(Frontend *fe);
+    /* Only after drain() returned true. */
     void (*free)(Frontend *fe);
 } FrontendOps;
 

@@ -734,35 +734,33 @@ static void cf_stop(Frontend *base)
     fe->stopping = true;
 }
 
-static void cf_free(Frontend *base)
+static void drop_all_objects(CachefilesFrontend *fe)
 {
-    CachefilesFrontend *fe = cfn_container_of(base, CachefilesFrontend, base);
-    Daemon *d = fe_daemon(fe);
-    loop_timer_cancel(d->loop, &fe->backoff);
     for (size_t i = 0; i < OBJECT_BUCKETS; i++)
         while (fe->objects[i])
             object_drop(fe, fe->objects[i]);
     prefetch_resume(fe);    /* closed objects leave the prefetch list */
-    /*
-     * Let fetches and answers in flight finish so every fd is closed before
-     * the device. Fills (READs, read-ahead, prefetch, prefill) may end after
-     * their object's release: wait for them too.
-     */
-    for (int waited_ms = 0; (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes ||
-                             fe->pf_bytes || fe->live_prefills) && waited_ms < 30000;
-         waited_ms += 10) {
-        if (loop_run_once(d->loop, 10) < 0)
-            break;
-        /* An OPEN that resolved during shutdown registered a new object: drop it too. */
-        for (size_t i = 0; i < OBJECT_BUCKETS; i++)
-            while (fe->objects[i])
-                object_drop(fe, fe->objects[i]);
-    }
-    if (fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes || fe->pf_bytes)
-        log_warn("shutdown: %u object(s), %u request(s), %u open(s) and %" PRIu64 " background bytes still busy "
-                 "after 30 s", fe->live_objects, fe->live_requests, fe->live_opens, fe->ra_bytes + fe->pf_bytes);
-    fe->stopping = true;
-    prefetch_resume(fe);
+}
+
+/*
+ * Shutdown: close every object's cache (an OPEN that resolves meanwhile
+ * registers a new one: closed on the next call), and report whether any
+ * fill, open or cache is still outstanding. READs still in flight are not
+ * answered: closing the device fails them with EIO, or a daemon taking the
+ * device over re-sends them ("restore").
+ */
+static bool cf_drain(Frontend *base)
+{
+    CachefilesFrontend *fe = cfn_container_of(base, CachefilesFrontend, base);
+    drop_all_objects(fe);
+    return !(fe->live_objects || fe->live_requests || fe->live_opens || fe->ra_bytes || fe->pf_bytes ||
+             fe->live_prefills);
+}
+
+static void cf_free(Frontend *base)
+{
+    CachefilesFrontend *fe = cfn_container_of(base, CachefilesFrontend, base);
+    loop_timer_cancel(fe_daemon(fe)->loop, &fe->backoff);
     fe->control = control_server_free(fe->control);
     cachefiles_device_free(fe->dev);
     free(fe);
@@ -772,6 +770,7 @@ static const FrontendOps cachefiles_frontend_ops = {
     .name = "fscache",
     .start = cf_start,
     .stop = cf_stop,
+    .drain = cf_drain,
     .free = cf_free,
 };
 

@@ -174,6 +174,7 @@ struct FanFrontend {
     FanStats stats;
     unsigned live_events;
     FanEvent *live;
+    unsigned releasing;             /* blobs whose cache is closing: storage still uses them */
     uint8_t buf[EVENT_BUF_SIZE] __attribute__((aligned(8)));
 };
 
@@ -256,6 +257,7 @@ static void blob_unmark(FanBlob *b)
 static void blob_released(void *arg)
 {
     FanBlob *b = arg;
+    b->fe->releasing--;
     close(b->fd);
     seg_array_clear(&b->ready);
     free(b);
@@ -274,6 +276,7 @@ static void blob_unref(FanBlob *b)
     log_info("fanotify: released blob %s (%" PRIu32 "/%" PRIu32 " chunks present)", b->name, b->ready_chunks,
              b->info->chunk_count);
     /* Storage may still be writing through b->fd: close it once storage lets go. */
+    b->fe->releasing++;
     blob_cache_close(b->cache, blob_released, b);
 }
 
@@ -653,6 +656,8 @@ static void group_ready(LoopOp *op, int res)
 {
     FanFrontend *fe = cfn_container_of(op, FanFrontend, poll_op);
     fe->polling = false;
+    if (fe->stopping)
+        return;     /* what is queued now is answered by fan_drain() without a fill */
     if (res < 0) {
         log_error("fanotify: poll on the group failed: %s", strerror(-res));
         daemon_stop(fe_daemon(fe));
@@ -680,7 +685,7 @@ static void group_ready(LoopOp *op, int res)
 
 static void group_arm(FanFrontend *fe)
 {
-    if (fe->polling)
+    if (fe->polling || fe->stopping)
         return;
     fe->poll_op.fn = group_ready;
     if (loop_poll(fe_daemon(fe)->loop, &fe->poll_op, fe->group, POLLIN) < 0) {
@@ -878,6 +883,12 @@ static void job_mount_work(WorkItem *item, void *ctx)
 static void job_run_mount(FanJob *job)
 {
     FanFrontend *fe = job->fe;
+    if (fe->stopping && job->kind != JOB_UMOUNT) {
+        /* No new mount the daemon would no longer serve. */
+        job_fail(job, -ESHUTDOWN, "the daemon is shutting down");
+        job_finish(job);
+        return;
+    }
     if (job->kind != JOB_ATTACH) {
         job->state_text = state_render(fe, job);
         if (!job->state_text) {
@@ -1214,6 +1225,11 @@ static void job_head_work(WorkItem *item, void *ctx)
 static void job_start(FanJob *job)
 {
     FanFrontend *fe = job->fe;
+    if (fe->stopping) {
+        job_fail(job, -ESHUTDOWN, "the daemon is shutting down");
+        job_finish(job);
+        return;
+    }
     if (job->kind == JOB_UMOUNT) {
         job_run_mount(job);
         return;
@@ -1507,9 +1523,9 @@ static void fan_stop(Frontend *base)
     FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
     fe->stopping = true;
     /*
-     * The loop stops after this returns, so fills in flight will not finish:
-     * answer their readers now with EIO rather than let the group's close
-     * allow them onto holes.
+     * Their fills end only once the backends are cancelled: answer the
+     * readers now with EIO rather than keep them waiting, and never let
+     * the group's close allow them onto holes.
      */
     for (FanEvent *ev = fe->live; ev; ev = ev->next)
         event_answer(ev, -ESHUTDOWN, "the daemon is stopping");
@@ -1565,34 +1581,27 @@ static void drain_queued(FanFrontend *fe)
     }
 }
 
-static void fan_free(Frontend *base)
+/* Fills ahead of readers, whole-blob prefetches or fetches still in flight. */
+static bool storage_busy(FanFrontend *fe)
 {
-    FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
-    Daemon *d = fe_daemon(fe);
-    loop_timer_cancel(d->loop, &fe->backoff);
-    fe->control = control_server_free(fe->control);
-    if (fe->group >= 0) {
-        drain_queued(fe);
-        unsigned incomplete = 0;
-        for (size_t i = 0; i < BLOB_BUCKETS; i++)
-            for (FanBlob *b = fe->blobs[i]; b; b = b->next)
-                incomplete += b->marked;
-        if (fe->mounts && incomplete)
-            log_warn("fanotify: %u blob(s) of mounts that stay behind are incomplete: until a daemon serves them "
-                     "again, reads of missing data return zeros (run under `cachefilesd-nydus hold` to keep "
-                     "readers waiting instead)", incomplete);
-    }
-    if (fe->live_events)
-        log_warn("fanotify: %u event(s) still being filled at exit were failed with EIO", fe->live_events);
-    /* The loop no longer runs, so storage never calls their done(): free them here. */
-    while (fe->live) {
-        FanEvent *ev = fe->live;
-        event_answer(ev, -ESHUTDOWN, "the daemon is stopping");
-        event_unlink(ev);
-        loop_timer_cancel(d->loop, &ev->deadline);
-        blob_unref(ev->blob);
-        free(ev);
-    }
+    for (size_t i = 0; i < BLOB_BUCKETS; i++)
+        for (FanBlob *b = fe->blobs[i]; b; b = b->next)
+            if (b->prefetching || b->pf_inflight || blob_cache_busy(b->cache))
+                return true;
+    return false;
+}
+
+/* Shutdown: drop the mounts' blob references; nothing is in flight, so every cache closes at once. */
+static void release_mounts(FanFrontend *fe)
+{
+    unsigned incomplete = 0;
+    for (size_t i = 0; i < BLOB_BUCKETS; i++)
+        for (FanBlob *b = fe->blobs[i]; b; b = b->next)
+            incomplete += b->marked;
+    if (fe->mounts && incomplete)
+        log_warn("fanotify: %u blob(s) of mounts that stay behind are incomplete: until a daemon serves them "
+                 "again, reads of missing data return zeros (run under `cachefilesd-nydus hold` to keep "
+                 "readers waiting instead)", incomplete);
     while (fe->mounts) {
         FanMount *m = fe->mounts;
         fe->mounts = m->next;
@@ -1601,9 +1610,53 @@ static void fan_free(Frontend *base)
         free(m->blobs);
         free(m);
     }
-    /* Closing the group removes every mark; the mounts and cache files stay for the next daemon. */
+}
+
+/*
+ * A reader denied at shutdown retries its page at once (the kernel's
+ * read_folio after a failed readahead): answer such retries too before the
+ * group closes, or they would be allowed onto holes. Until the group has
+ * been quiet for 50 ms, at most half a second.
+ */
+static void answer_until_quiet(FanFrontend *fe)
+{
+    uint64_t end = loop_now_ns() + 500 * 1000000ull;
+    drain_queued(fe);
+    while (loop_now_ns() < end) {
+        struct pollfd p = { .fd = fe->group, .events = POLLIN };
+        if (poll(&p, 1, 50) <= 0)
+            break;
+        drain_queued(fe);
+    }
+}
+
+/*
+ * Shutdown: answer what was queued since stop() without a fill, let the
+ * running job end (its transfers are cancelled; queued ones are refused);
+ * done once no event, fill, fetch or closing cache is left.
+ */
+static bool fan_drain(Frontend *base)
+{
+    FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
     if (fe->group >= 0)
+        drain_queued(fe);
+    return !fe->job_head && !fe->live_events && !storage_busy(fe) && !fe->releasing;
+}
+
+static void fan_free(Frontend *base)
+{
+    FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
+    Daemon *d = fe_daemon(fe);
+    loop_timer_cancel(d->loop, &fe->backoff);
+    fe->control = control_server_free(fe->control);
+    if (fe->group >= 0)
+        answer_until_quiet(fe);     /* the blobs are still known: present ranges are allowed */
+    release_mounts(fe);
+    /* Closing the group removes every mark; the mounts and cache files stay for the next daemon. */
+    if (fe->group >= 0) {
+        drain_queued(fe);
         close(fe->group);
+    }
     free(fe);
 }
 
@@ -1611,6 +1664,7 @@ static const FrontendOps fanotify_frontend_ops = {
     .name = "fanotify",
     .start = fan_start,
     .stop = fan_stop,
+    .drain = fan_drain,
     .free = fan_free,
 };
 

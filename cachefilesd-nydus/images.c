@@ -263,6 +263,14 @@ size_t image_registry_render_errors(const ImageRegistry *reg, char *out, size_t 
     return n < len ? n : len ? len - 1 : 0;
 }
 
+void image_registry_cancel(ImageRegistry *reg)
+{
+    for (size_t i = 0; reg && i < reg->n_images; i++) {
+        backend_cancel(reg->images[i].boot_backend);
+        backend_cancel(reg->images[i].blob_backend);
+    }
+}
+
 ImageRegistry *image_registry_free(ImageRegistry *reg)
 {
     if (!reg)

@@ -88,6 +88,9 @@ const char *image_registry_error(const ImageRegistry *reg, const char *fsid);
 
 /* "image FSID not served: REASON" lines for `status`; returns the length written. */
 size_t image_registry_render_errors(const ImageRegistry *reg, char *out, size_t len);
+
+/* Shutdown: every backend transfer in flight ends with -ECANCELED (backend_cancel()). */
+void image_registry_cancel(ImageRegistry *reg);
 ImageRegistry *image_registry_free(ImageRegistry *reg);
 
 /*

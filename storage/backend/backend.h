@@ -40,6 +40,15 @@ typedef struct BackendOps {
     const char *name;
     /* 0 when started (done() follows), or -errno (done() is not called). */
     int (*submit)(Backend *b, BackendRequest *req);
+    /*
+     * Shutdown, before anything a request points to is freed: from now on
+     * submit() fails with -ECANCELED, and every request in flight ends with
+     * done(-ECANCELED) on a later loop turn, without waiting for its server.
+     * A read the kernel cannot abort (a local file) ends when it completes.
+     * May be NULL: requests then end on their own.
+     */
+    void (*cancel)(Backend *b);
+    /* No request may be in flight any more (cancel() and a drained loop see to that). */
     void (*free)(Backend *b);
 } BackendOps;
 
@@ -49,6 +58,11 @@ struct Backend {
 };
 
 static inline int backend_submit(Backend *b, BackendRequest *req) { return b->ops->submit(b, req); }
+static inline void backend_cancel(Backend *b)
+{
+    if (b && b->ops->cancel)
+        b->ops->cancel(b);
+}
 static inline Backend *backend_free(Backend *b)
 {
     if (b)

@@ -41,6 +41,10 @@ struct LocalFs {
     int dirfd;
     LocalFile **files;
     size_t n_files, cap_files;
+    bool cancelled;                 /* shutdown: requests end with -ECANCELED */
+    BackendRequest **cancelled_reqs;    /* waited for an open; done(-ECANCELED) on the next turn */
+    size_t n_cancelled;
+    LoopTimer cancel_timer;
 };
 
 /* A blob name is one path component: no separators, no dot entries. */
@@ -248,6 +252,11 @@ static void localfs_read_step(LoopOp *op, int res)
 {
     BackendRequest *req = cfn_container_of(op, BackendRequest, op);
     LocalFile *f = req->priv;
+    if (f->fs->cancelled) {
+        /* A read on the ring cannot be aborted; what it brought is dropped rather than continued. */
+        req->done(req, -ECANCELED);
+        return;
+    }
     if (res == -EINVAL && req->fd == f->direct_fd) {
         /*
          * The file system took O_DIRECT at open but not this read: use the page
@@ -280,7 +289,8 @@ static void localfs_read_step(LoopOp *op, int res)
 static void localfs_size_done(LoopOp *op, int res)
 {
     BackendRequest *req = cfn_container_of(op, BackendRequest, op);
-    req->done(req, res);
+    LocalFile *f = req->priv;
+    req->done(req, f->fs->cancelled ? -ECANCELED : res);
 }
 
 static int localfs_start(LocalFile *f, BackendRequest *req)
@@ -304,6 +314,8 @@ static int localfs_submit(Backend *b, BackendRequest *req)
 {
     LocalFs *fs = cfn_container_of(b, LocalFs, base);
     LocalFile *f = NULL;
+    if (fs->cancelled)
+        return -ECANCELED;
     if (req->kind == BACKEND_READ && req->len == 0)
         return -EINVAL;
     int r = localfs_file(fs, req->blob_id, &f);
@@ -314,9 +326,46 @@ static int localfs_submit(Backend *b, BackendRequest *req)
     return localfs_start(f, req);
 }
 
+static void localfs_cancelled_fire(LoopTimer *t)
+{
+    LocalFs *fs = cfn_container_of(t, LocalFs, cancel_timer);
+    BackendRequest **reqs = fs->cancelled_reqs;
+    size_t n = fs->n_cancelled;
+    fs->cancelled_reqs = NULL;
+    fs->n_cancelled = 0;
+    for (size_t i = 0; i < n; i++)
+        reqs[i]->done(reqs[i], -ECANCELED);
+    free(reqs);
+}
+
+/*
+ * Shutdown: requests waiting for an open (which may never end on a hung file
+ * system) end with -ECANCELED on the next loop turn; reads on the ring end
+ * at their next step.
+ */
+static void localfs_cancel(Backend *b)
+{
+    LocalFs *fs = cfn_container_of(b, LocalFs, base);
+    fs->cancelled = true;
+    size_t n = 0;
+    for (size_t i = 0; i < fs->n_files; i++)
+        n += fs->files[i]->n_waiting;
+    if (!n || !(fs->cancelled_reqs = calloc(n, sizeof(*fs->cancelled_reqs))))
+        return;     /* without memory they end when their open does */
+    for (size_t i = 0; i < fs->n_files; i++) {
+        LocalFile *f = fs->files[i];
+        for (size_t k = 0; k < f->n_waiting; k++)
+            fs->cancelled_reqs[fs->n_cancelled++] = f->waiting[k];
+        f->n_waiting = 0;
+    }
+    loop_timer_arm(fs->base.loop, &fs->cancel_timer, 0);
+}
+
 static void localfs_free(Backend *b)
 {
     LocalFs *fs = cfn_container_of(b, LocalFs, base);
+    loop_timer_cancel(fs->base.loop, &fs->cancel_timer);
+    free(fs->cancelled_reqs);
     for (size_t i = 0; i < fs->n_files; i++) {
         LocalFile *f = fs->files[i];
         if (f->ready) {
@@ -336,6 +385,7 @@ static void localfs_free(Backend *b)
 static const BackendOps localfs_ops = {
     .name = "localfs",
     .submit = localfs_submit,
+    .cancel = localfs_cancel,
     .free = localfs_free,
 };
 
@@ -346,6 +396,7 @@ int backend_localfs_new(Backend **ret, Loop *loop, const char *dir)
         return -ENOMEM;
     fs->base.ops = &localfs_ops;
     fs->base.loop = loop;
+    loop_timer_init(&fs->cancel_timer, localfs_cancelled_fire);
     fs->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fs->dirfd < 0) {
         int r = -errno;

@@ -978,6 +978,7 @@ int blob_cache_adopt_ready(BlobCache *bc, const SegArray *ready, uint32_t count)
 
 const BlobInfo *blob_cache_blob(const BlobCache *bc) { return bc->blob; }
 uint32_t blob_cache_ready_chunks(const BlobCache *bc) { return bc->ready_chunks; }
+bool blob_cache_busy(const BlobCache *bc) { return bc->inflight_fetches > 0; }
 
 bool blob_cache_range_missing(const BlobCache *bc, uint64_t off, uint64_t end)
 {

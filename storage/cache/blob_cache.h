@@ -92,6 +92,13 @@ void blob_cache_close(BlobCache *bc, void (*released)(void *arg), void *arg);
  */
 int blob_cache_adopt_ready(BlobCache *bc, const SegArray *ready, uint32_t count);
 
+/*
+ * Whether a backend read of this cache is still in flight: a fill's read
+ * window may fetch chunks nobody waits for, so no fill outstanding does not
+ * mean no fetch. Shutdown waits for this before it frees anything.
+ */
+bool blob_cache_busy(const BlobCache *bc);
+
 /* Chunks known to be in the cache file. */
 uint32_t blob_cache_ready_chunks(const BlobCache *bc);
 

@@ -10,7 +10,8 @@
 # pre-content events, a missing tool), anything else fail. Every wait is
 # bounded, and mounts, daemons and files are cleaned up on any exit.
 # Environment (set by meson): CFN_DAEMON, FAN_TOOL, GEN_TREE, NYDUS_MKIMAGE,
-# FAN_TEST_DIR (a directory on the build's file system, never tmpfs).
+# FAN_TEST_DIR (a directory on the build's file system, never tmpfs),
+# BACKEND_SERVERS (tests/backend/servers, for the shutdown scenarios).
 set -eEuo pipefail
 
 SCEN=${1:?usage: fanotify-test.sh SCENARIO}
@@ -558,6 +559,135 @@ scen_frontend_choice() {
     fi
 }
 
+# ---- shutdown under load ----
+
+# fault_server BLOB_DIR: tests/backend/servers/fault.py on loopback; prints HOST:PORT.
+fault_server() {
+    mkdir -p "$W/state"
+    python3 "${BACKEND_SERVERS:?}/fault.py" --listen 127.0.0.1:0 --state "$W/state" --name fault --blobs "$1" \
+        --ready "$W/state/fault.ready" >"$W/fault.log" 2>&1 &
+    PIDS+=($!)
+    local i
+    for i in $(seq 1 150); do
+        [ -s "$W/state/fault.ready" ] && { cat "$W/state/fault.ready"; return 0; }
+        sleep 0.1
+    done
+    fail "fault.py did not start"
+}
+
+# backend_yaml TYPE HOST:PORT: a backend of TYPE whose blob requests reach fault.py (mode ok).
+backend_yaml() {
+    case "$1" in
+        registry) echo "{type: registry, scheme: http, host: $2, repo: library/cfn, timeout: 30}" ;;
+        s3) echo "{type: s3, scheme: http, endpoint: $2, bucket_name: cfnbucket, object_prefix: ok/, path_style: true, timeout: 30}" ;;
+        oss) echo "{type: oss, scheme: http, endpoint: localhost:${2##*:}, bucket_name: cfnbucket, object_prefix: ok/, timeout: 30}" ;;
+        http-proxy) echo "{type: http-proxy, addr: http://$2, path: /ok, timeout: 30}" ;;
+        *) fail "unknown backend type $1" ;;
+    esac
+}
+
+# A reader of one 4 KiB block of big.bin at block K: one read(2), one event.
+start_block_reader() {   # K
+    ( rc=0; cd "$W/m" && timeout -s KILL 60 dd if=big.bin of="$W/rd.$1" bs=4096 count=1 skip="$1" status=none \
+        2>"$W/rd.$1.err" || rc=$?; echo "$rc" >"$W/rd.$1.rc" ) &
+    READERS+=("$1")
+}
+
+# Each reader ended with EIO or with the right bytes: never wrong bytes, never a hang.
+check_block_readers() {
+    local k rc n_eio=0 n_ok=0
+    for k in "${READERS[@]}"; do
+        for _ in $(seq 1 100); do [ -s "$W/rd.$k.rc" ] && break; sleep 0.1; done
+        rc=$(cat "$W/rd.$k.rc" 2>/dev/null || echo hung)
+        case "$rc" in
+            0) dd if="$W/t1/big.bin" bs=4096 count=1 skip="$k" status=none | cmp -s - "$W/rd.$k" ||
+                   fail "reader of block $k got WRONG bytes"; n_ok=$((n_ok + 1)) ;;
+            hung|124|137) fail "reader of block $k hung" ;;
+            *) grep -q "Input/output error" "$W/rd.$k.err" || fail "reader of block $k failed, but not with EIO: $(cat "$W/rd.$k.err")"
+               n_eio=$((n_eio + 1)) ;;
+        esac
+    done
+    say "readers: $n_ok got the right bytes, $n_eio got EIO"
+    echo "$n_eio" >"$W/n_eio"
+}
+
+# SIGTERM to DPID: it must exit 0 within 5 s, with no sanitizer report. Sets SECS.
+sigterm_timed() {
+    local t0 t1 rc=0 i
+    t0=$(date +%s.%N)
+    kill -TERM "$DPID"
+    for i in $(seq 1 50); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+    t1=$(date +%s.%N)
+    if kill -0 "$DPID" 2>/dev/null; then
+        tail -n 5 "$DLOG"
+        fail "still running 5 s after SIGTERM"
+    fi
+    wait "$DPID" || rc=$?
+    grep -q "Sanitizer" "$DLOG.stderr" && { grep -A12 "Sanitizer" "$DLOG.stderr" | head -n 30; fail "sanitizer report at shutdown"; }
+    [ "$rc" = 0 ] || { tail -n 20 "$DLOG.stderr"; fail "exit status $rc on SIGTERM"; }
+    SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+
+# shutdown BACKEND [hold]: SIGTERM while prefetch, read-ahead and readers' fills are
+# in flight. Remote backends stall every data range (fault.py); localfs cannot
+# stall, so its prefetch of a large blob is simply still running.
+scen_shutdown() {
+    local backend=$1 mode=${2:-} addr id size
+    READERS=()
+    if [ "$backend" = localfs ]; then
+        make_tree t1 --profile list --file big.bin:67108864 --seed 12
+        img_nydus sd t1 zstd
+        printf '    prefetch: true\n' >>"$W/images.yaml"
+    else
+        make_tree t1 --profile list --file big.bin:16777216 --file small.txt:1000 --seed 12
+        img_nydus sd t1 zstd
+        id=$(cat "$W/ny-sd.id")
+        addr=$(fault_server "$W/ny-sd")
+        printf '    prefetch: true\n    backend: %s\n' "$(backend_yaml "$backend" "$addr")" >>"$W/images.yaml"
+        # Data ranges hang from the start; the chunk table at the blob's tail still answers, so the mount works.
+        size=$(stat -c %s "$W/ny-sd/$id")
+        echo $((size * 3 / 4)) >"$W/state/stall-$id"
+    fi
+    daemon_start $mode
+    fan_mount sd "$W/m"
+    local k
+    for k in 5 700 1900 3100; do start_block_reader "$k"; done
+    if [ "$backend" != localfs ]; then
+        for _ in $(seq 1 100); do
+            [ "$(grep -s '^stalled ' "$W/state/fault.stats" | cut -d' ' -f2)" -ge 4 ] 2>/dev/null &&
+                [ "$(stat_of live_events)" -ge 4 ] && break
+            sleep 0.1
+        done
+        [ "$(stat_of live_events)" -ge 4 ] || fail "the readers are not waiting for their fills"
+        say "$backend: $(grep '^stalled ' "$W/state/fault.stats" | cut -d' ' -f2) transfers stalled, $(stat_of live_events) readers waiting, prefetch and read-ahead in flight"
+    else
+        grep -q 'prefetch of .* done' "$DLOG" && fail "the prefetch ended before SIGTERM: nothing was in flight"
+    fi
+    if [ "$mode" = hold ]; then
+        local child
+        child=$(stat_of pid)
+        sigterm_timed
+        kill -0 "$child" 2>/dev/null && fail "the daemon outlived its holder"
+        grep -q 'hold: daemon exited cleanly' "$DLOG" || fail "the holder did not see a clean exit: $(grep 'hold:' "$DLOG" | tail -n 1)"
+        grep -q 'restarting it' "$DLOG" && fail "the holder restarted the daemon: $(grep 'restarting it' "$DLOG")"
+    else
+        sigterm_timed
+    fi
+    say "SIGTERM with fills in flight: clean exit in $SECS s"
+    check_block_readers
+    [ "$backend" = localfs ] || [ "$(cat "$W/n_eio")" -gt 0 ] || fail "no reader of a stalled range got EIO"
+    grep -q "still busy\|still outstanding" "$DLOG" && fail "shutdown waited for requests: $(grep 'still' "$DLOG" | tail -n 1)"
+    fan_umount_after_exit "$W/m"
+}
+
+# The daemon is gone: unmount without it.
+fan_umount_after_exit() {
+    umount "$1" || fail "umount $1 failed"
+    local keep=() m
+    for m in "${MOUNTS[@]}"; do [ "$m" = "$1" ] || keep+=("$m"); done
+    MOUNTS=("${keep[@]}")
+}
+
 case "$SCEN" in
     plain) scen_plain ;;
     blobdev) scen_blobdev ;;
@@ -575,6 +705,12 @@ case "$SCEN" in
     prefetch) scen_prefetch ;;
     errors) scen_errors ;;
     frontend-choice) scen_frontend_choice ;;
+    shutdown-localfs) scen_shutdown localfs ;;
+    shutdown-registry) scen_shutdown registry ;;
+    shutdown-s3) scen_shutdown s3 ;;
+    shutdown-oss) scen_shutdown oss ;;
+    shutdown-http-proxy) scen_shutdown http-proxy ;;
+    shutdown-hold) scen_shutdown registry hold ;;
     *) fail "unknown scenario $SCEN" ;;
 esac
 echo "PASS: $SCEN"

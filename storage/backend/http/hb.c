@@ -69,6 +69,8 @@ static void hb_call_done(HttpCall *c, int res)
 int hb_submit(Backend *base, BackendRequest *req)
 {
     HbBackend *b = cfn_container_of(base, HbBackend, base);
+    if (b->cancelled)
+        return -ECANCELED;
     if (!req->blob_id || !hcommon_blob_id_ok(req->blob_id) || !req->done)
         return -EINVAL;
     if (req->kind == BACKEND_READ && (!req->len || !req->buf || req->len > INT32_MAX))
@@ -124,8 +126,27 @@ int hb_submit(Backend *base, BackendRequest *req)
     return 0;
 }
 
+/* Every transfer was stopped by hb_cancel(): now tell their owners. */
+static void hb_cancelled_fire(LoopTimer *t)
+{
+    HbBackend *b = cfn_container_of(t, HbBackend, cancel_timer);
+    while (b->ops)
+        hb_complete(b->ops, -ECANCELED);
+}
+
+void hb_cancel(Backend *base)
+{
+    HbBackend *b = cfn_container_of(base, HbBackend, base);
+    b->cancelled = true;
+    for (HbOp *op = b->ops; op; op = op->next)
+        hproxy_cancel(&op->call);
+    if (b->ops)
+        loop_timer_arm(b->base.loop, &b->cancel_timer, 0);
+}
+
 int hb_init(HbBackend *b, Loop *loop, const HttpCommonConfig *cfg, const HbHooks *hooks, void *priv)
 {
+    loop_timer_init(&b->cancel_timer, hb_cancelled_fire);
     b->base.loop = loop;
     b->hooks = hooks;
     b->priv = priv;
@@ -135,6 +156,8 @@ int hb_init(HbBackend *b, Loop *loop, const HttpCommonConfig *cfg, const HbHooks
 void hb_free(Backend *base)
 {
     HbBackend *b = cfn_container_of(base, HbBackend, base);
+    if (b->cancelled)
+        loop_timer_cancel(b->base.loop, &b->cancel_timer);
     while (b->ops) {
         HbOp *op = b->ops;
         hproxy_cancel(&op->call);

@@ -26,7 +26,9 @@ struct HbBackend {
     HttpCommon c;
     const HbHooks *hooks;
     void *priv;
-    HbOp *ops;          /* in flight, for cancellation on free */
+    HbOp *ops;          /* in flight, for cancellation */
+    bool cancelled;     /* shutdown: hb_cancel() ran */
+    LoopTimer cancel_timer;
 };
 
 /* base followed by blob_id, malloc'd: how each of these backends names a blob. */
@@ -35,5 +37,7 @@ int hb_url_join(const char *base, const char *blob_id, char **out);
 /* Set up b (allocated by the caller with b->base.ops set) from cfg. */
 int hb_init(HbBackend *b, Loop *loop, const HttpCommonConfig *cfg, const HbHooks *hooks, void *priv);
 int hb_submit(Backend *base, BackendRequest *req);
+/* Shutdown: stops every transfer now; their done(-ECANCELED) run on the next loop turn. */
+void hb_cancel(Backend *base);
 /* Cancels in-flight requests (done(-ECANCELED)), frees priv and b. */
 void hb_free(Backend *base);

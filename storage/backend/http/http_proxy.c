@@ -19,6 +19,7 @@ typedef struct HttpProxyPriv {
 static const BackendOps http_proxy_backend_ops = {
     .name = "http-proxy",
     .submit = hb_submit,
+    .cancel = hb_cancel,
     .free = hb_free,
 };
 

@@ -26,6 +26,7 @@ typedef struct OssPriv {
 static const BackendOps oss_backend_ops = {
     .name = "oss",
     .submit = hb_submit,
+    .cancel = hb_cancel,
     .free = hb_free,
 };
 

@@ -59,6 +59,8 @@ typedef struct Registry {
     size_t cache_n, cache_max;
     uint64_t cache_seq;
     RegOp *ops;
+    bool cancelled;                 /* shutdown: registry_cancel() ran */
+    LoopTimer cancel_timer;
 } Registry;
 
 enum reg_state { REG_ST_CACHED, REG_ST_ORIGIN, REG_ST_REDIRECT };
@@ -403,6 +405,8 @@ static void reg_call_done(HttpCall *c, int res)
 static int registry_submit(Backend *b, BackendRequest *req)
 {
     Registry *reg = cfn_container_of(b, Registry, base);
+    if (reg->cancelled)
+        return -ECANCELED;
     if (!req->blob_id || !hcommon_blob_digest_ok(req->blob_id) || !req->done)
         return -EINVAL;
     if (req->kind == BACKEND_READ && (!req->len || !req->buf || req->len > INT32_MAX))
@@ -442,14 +446,39 @@ static int registry_submit(Backend *b, BackendRequest *req)
     return 0;
 }
 
+/* Stop op's transfer or its wait for a token; done() is the caller's to run. */
+static void reg_op_stop(RegOp *op)
+{
+    hproxy_cancel(&op->call);
+    if (op->waiter.queued)
+        auth_route_cancel(op->reg->routes[op->route].auth, &op->waiter);
+}
+
+/* Every op was stopped by registry_cancel(): now tell their owners. */
+static void registry_cancelled_fire(LoopTimer *t)
+{
+    Registry *reg = cfn_container_of(t, Registry, cancel_timer);
+    while (reg->ops)
+        reg_finish(reg->ops, -ECANCELED);
+}
+
+static void registry_cancel(Backend *b)
+{
+    Registry *reg = cfn_container_of(b, Registry, base);
+    reg->cancelled = true;
+    for (RegOp *op = reg->ops; op; op = op->next)
+        reg_op_stop(op);
+    if (reg->ops)
+        loop_timer_arm(reg->base.loop, &reg->cancel_timer, 0);
+}
+
 static void registry_free(Backend *b)
 {
     Registry *reg = cfn_container_of(b, Registry, base);
+    loop_timer_cancel(reg->base.loop, &reg->cancel_timer);
     while (reg->ops) {
         RegOp *op = reg->ops;
-        hproxy_cancel(&op->call);
-        if (op->waiter.queued)
-            auth_route_cancel(reg->routes[op->route].auth, &op->waiter);
+        reg_op_stop(op);
         reg_finish(op, -ECANCELED);
     }
     for (size_t i = 0; i < reg->n_routes; i++) {
@@ -473,6 +502,7 @@ static void registry_free(Backend *b)
 static const BackendOps registry_backend_ops = {
     .name = "registry",
     .submit = registry_submit,
+    .cancel = registry_cancel,
     .free = registry_free,
 };
 
@@ -603,6 +633,7 @@ int backend_registry_new(Backend **ret, Loop *loop, const RegistryConfig *cfg)
     }
     reg->base.ops = &registry_backend_ops;
     reg->base.loop = loop;
+    loop_timer_init(&reg->cancel_timer, registry_cancelled_fire);
     reg->cache_max = cfg->redirect_cache_max;
     char scope[512];
     r = hcommon_init(&reg->c, loop, &cfg->http);

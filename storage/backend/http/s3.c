@@ -28,6 +28,7 @@ typedef struct S3Priv {
 static const BackendOps s3_backend_ops = {
     .name = "s3",
     .submit = hb_submit,
+    .cancel = hb_cancel,
     .free = hb_free,
 };
 

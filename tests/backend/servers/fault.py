@@ -15,7 +15,10 @@ GET/HEAD /<mode>/<digest>. Modes:
   stallfirst   stall on the first request per blob only
   bigheader    a 100 KiB header
   slow         ok but 50 ms per 64 KiB
-  (ok also stalls a blob while the flag file 'stall-<digest>' exists)
+  (ok also stalls a blob's ranged reads while the flag file 'stall-<digest>'
+  exists; a number N in it stalls only ranges starting below N, so that a
+  blob's tail, where nydus keeps its chunk table, still answers)
+GET /v2/<repo>/blobs/sha256:<digest> is mode ok: a registry without auth.
 GET /ping    -> 200 (503 while the 'down' flag file exists)
 """
 import os
@@ -47,6 +50,8 @@ class FaultHandler(common.Handler):
             self.send_plain(404)
             return
         mode, digest = parts[-2], parts[-1]
+        if mode == "blobs" and digest.startswith("sha256:"):
+            mode, digest = "ok", digest[len("sha256:"):]
         data = common.read_blob(self.server.blobs, digest)
         if data is None:
             self.send_plain(404, b"no such blob")
@@ -99,7 +104,7 @@ class FaultHandler(common.Handler):
             self.close_connection = True
             return
         if (mode == "stall" or (mode == "stallfirst" and n == 0) or
-                (mode == "ok" and st.flag("stall-" + digest))):
+                (mode == "ok" and self.stall_flagged(digest, len(data)))):
             a, b = common.parse_range(self.headers.get("Range"), len(data))
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {a}-{b}/{len(data)}")
@@ -131,6 +136,18 @@ class FaultHandler(common.Handler):
                 time.sleep(0.05)
             return
         self.send_blob(data)
+
+    def stall_flagged(self, digest, size):
+        path = os.path.join(self.server.state.dir, "stall-" + digest)
+        try:
+            with open(path) as f:
+                below = f.read().strip()
+        except OSError:
+            return False
+        rng = common.parse_range(self.headers.get("Range"), size)
+        if not isinstance(rng, tuple):
+            return False        # HEAD or a whole-object GET: answered
+        return not below or rng[0] < int(below)
 
     def reset_mid_body(self, data):
         a, b = common.parse_range(self.headers.get("Range"), len(data))
