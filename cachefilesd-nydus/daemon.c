@@ -98,6 +98,9 @@ static bool daemon_drain(Daemon *d)
             return false;
         }
     }
+    /* A few more turns without waiting: the HTTP engines reap the polls of the connections the cancel closed. */
+    for (int i = 0; i < 3; i++)
+        loop_run_once(d->loop, 0);
     log_debug("shutdown: drained in %.3f s", (double)(loop_now_ns() - t0) / 1e9);
     return true;
 }
