@@ -30,6 +30,7 @@ struct FakeDevice {
     Completion *completions;
     size_t n_completions;
     uint32_t next_close_id;
+    unsigned refs;                  /* the daemon's, plus fake_device_hold()s */
 };
 
 static ssize_t fake_read_msg(CachefilesDevice *base, void *buf, size_t len)
@@ -74,6 +75,8 @@ static int fake_read_complete(CachefilesDevice *base, int anon_fd, uint32_t msg_
 static void fake_free(CachefilesDevice *base)
 {
     FakeDevice *dev = (FakeDevice *)base;
+    if (--dev->refs)
+        return;
     for (size_t i = 0; i < dev->n_cmds; i++)
         free(dev->cmds[i]);
     free(dev->cmds);
@@ -98,8 +101,12 @@ FakeDevice *fake_device_new(void)
     dev->base.ops = &fake_ops;
     dev->base.poll_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     dev->next_close_id = 1u << 30;
+    dev->refs = 1;
     return dev;
 }
+
+void fake_device_hold(FakeDevice *dev) { dev->refs++; }
+void fake_device_release(FakeDevice *dev) { fake_free(&dev->base); }
 
 CachefilesDevice *fake_device_base(FakeDevice *dev) { return &dev->base; }
 

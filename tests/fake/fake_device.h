@@ -17,6 +17,9 @@ typedef struct FakeDevice FakeDevice;
 FakeDevice *fake_device_new(void);
 /* The CachefilesDevice view handed to the daemon (which then owns the fake). */
 CachefilesDevice *fake_device_base(FakeDevice *fd);
+/* Keep the record readable after the daemon freed its device: the test releases it. */
+void fake_device_hold(FakeDevice *dev);
+void fake_device_release(FakeDevice *dev);
 
 void fake_device_push_raw(FakeDevice *dev, const void *msg, size_t len);
 void fake_device_push_open(FakeDevice *dev, uint32_t msg_id, uint32_t object_id, const char *volume_key,
