@@ -1615,16 +1615,17 @@ static void release_mounts(FanFrontend *fe)
 /*
  * A reader denied at shutdown retries its page at once (the kernel's
  * read_folio after a failed readahead): answer such retries too before the
- * group closes, or they would be allowed onto holes. Until the group has
- * been quiet for 50 ms, at most half a second.
+ * group closes, or they would be allowed onto holes (the fanotify-shutdown
+ * tests saw zeros without this). Until the group has been quiet for 100 ms
+ * (a busy machine may take that long to run the reader again), at most 1 s.
  */
 static void answer_until_quiet(FanFrontend *fe)
 {
-    uint64_t end = loop_now_ns() + 500 * 1000000ull;
+    uint64_t end = loop_now_ns() + 1000 * 1000000ull;
     drain_queued(fe);
     while (loop_now_ns() < end) {
         struct pollfd p = { .fd = fe->group, .events = POLLIN };
-        if (poll(&p, 1, 50) <= 0)
+        if (poll(&p, 1, 100) <= 0)
             break;
         drain_queued(fe);
     }
