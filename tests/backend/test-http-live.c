@@ -230,6 +230,59 @@ static void test_fault_isolation(void)
     loop_spin(loop, 200);
 }
 
+/*
+ * Shutdown: backend_cancel() ends every stalled transfer with -ECANCELED on
+ * the next loop turn (never inside the call, never after the server's 30 s),
+ * and refuses later submits. For the single-URL backends (hb) and for the
+ * registry, here pointed at fault.py's registry path with the blob stalled.
+ */
+static void cancel_check(Backend *b, const char *dig)
+{
+    enum { N = 4 };
+    TReq st[N];
+    TReq *p[N];
+    for (int i = 0; i < N; i++) {
+        treq_init_read(&st[i], dig, (uint64_t)i * 4096, 4096);
+        p[i] = &st[i];
+        CHECK_EQ_INT(backend_submit(b, &st[i].r), 0);
+    }
+    loop_spin(loop, 300);   /* the stalls are in place */
+    uint64_t t0 = loop_now_ns();
+    backend_cancel(b);
+    for (int i = 0; i < N; i++)
+        CHECK(!st[i].finished);
+    CHECK(loop_until(loop, p, N, 1000));
+    CHECK((loop_now_ns() - t0) / 1000000 < 1000);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ_INT(st[i].res, -ECANCELED);
+        treq_fini(&st[i]);
+    }
+    TReq later;
+    treq_init_read(&later, dig, 0, 100);
+    CHECK_EQ_INT(backend_submit(b, &later.r), -ECANCELED);
+    treq_fini(&later);
+    backend_drop(loop, b);
+}
+
+static void test_fault_cancel(void)
+{
+    cancel_check(fault_backend("stall", 0, 30, false), digest(0));
+
+    char flag[4200];
+    snprintf(flag, sizeof(flag), "%s/stall-%s", env_req("CFN_T_STATE"), digest(1));
+    close(open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    RegistryConfig c;
+    registry_config_init(&c);
+    c.scheme = "http";
+    c.host = env_req("CFN_T_FAULT");
+    c.repo = "library/cfn";
+    c.http.timeout_s = 30;
+    Backend *b = NULL;
+    CHECK_EQ_INT(backend_registry_new(&b, loop, &c), 0);
+    cancel_check(b, digest(1));
+    unlink(flag);
+}
+
 static void test_fault_unix(void)
 {
     Backend *b = fault_backend("ok", 0, 5, true);
@@ -252,6 +305,7 @@ static void scenario_fault(void)
     RUN(test_fault_validation);
     RUN(test_fault_timeouts);
     RUN(test_fault_isolation);
+    RUN(test_fault_cancel);
     RUN(test_fault_unix);
 }
 

@@ -3,7 +3,8 @@
  * The localfs backend: the bytes of every read, page-aligned reads bypassing
  * the page cache (checked with mincore on the source), unaligned reads and
  * buffers through it, and a range that runs past the end of the file. A
- * FIFO named like a blob is refused without blocking the loop.
+ * FIFO named like a blob is refused without blocking the loop. Shutdown's
+ * cancel ends requests with -ECANCELED.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -165,6 +166,53 @@ static void test_fifo_blob(void)
     unlink(fifo);
 }
 
+/*
+ * Cancel `b` with one request in flight: it ends with -ECANCELED (never
+ * half-continued) on a later loop turn, and later submits are refused.
+ */
+static void cancel_check(Loop *loop, Backend *b, uint8_t *buf)
+{
+    Read r = { .req = { .kind = BACKEND_READ, .blob_id = "blob", .off = 0, .len = FILE_SIZE, .buf = buf,
+                        .done = read_done } };
+    CHECK_EQ_INT(backend_submit(b, &r.req), 0);
+    backend_cancel(b);
+    CHECK(!r.done);
+    for (int i = 0; i < 500 && !r.done; i++)
+        loop_run_once(loop, 10);
+    CHECK(r.done);
+    CHECK_EQ_INT(r.res, -ECANCELED);
+    Read later = { .req = { .kind = BACKEND_READ, .blob_id = "blob", .off = 0, .len = PAGE, .buf = buf,
+                            .done = read_done } };
+    CHECK_EQ_INT(backend_submit(b, &later.req), -ECANCELED);
+    Read size = { .req = { .kind = BACKEND_SIZE, .blob_id = "blob", .done = read_done } };
+    CHECK_EQ_INT(backend_submit(b, &size.req), -ECANCELED);
+}
+
+/* Shutdown: a request waiting for its file's open, and one reading, both end with -ECANCELED. */
+static void test_cancel(void)
+{
+    Loop *loop;
+    Backend *b;
+    uint8_t *buf = cache_buf_alloc(FILE_SIZE + PAGE);
+    CHECK_EQ_INT(loop_new(&loop, 16), 0);
+
+    /* A fresh backend: the request waits for the open (which could hang on a dead file system). */
+    CHECK_EQ_INT(backend_localfs_new(&b, loop, dir), 0);
+    cancel_check(loop, b, buf);
+    backend_free(b);
+    for (int i = 0; i < 25; i++)
+        loop_run_once(loop, 20);    /* the opens' completions free what they opened */
+
+    /* The file open already: the request is a read on the ring. */
+    CHECK_EQ_INT(backend_localfs_new(&b, loop, dir), 0);
+    CHECK_EQ_INT(backend_read(loop, b, 0, PAGE, buf), PAGE);
+    cancel_check(loop, b, buf);
+    backend_free(b);
+
+    free(buf);
+    loop_free(loop);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "%s/test-localfs.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -187,6 +235,7 @@ int main(void)
     close(fd);
     RUN(test_reads);
     RUN(test_fifo_blob);
+    RUN(test_cancel);
     unlink(path);
     rmdir(dir);
     free(source);
