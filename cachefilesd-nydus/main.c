@@ -304,7 +304,9 @@ static int run_client(void)
  * it. When the daemon crashes, the group (and so every mark) stays: readers
  * of missing data block instead of reading holes, and the restarted daemon
  * picks up the events still queued. A daemon that exits cleanly (status 0,
- * e.g. on SIGTERM) ends the holder too, which closes the group.
+ * e.g. on SIGTERM) ends the holder too, which closes the group. Once the
+ * holder was told to stop (SIGTERM/SIGINT), it never restarts the daemon:
+ * one that fails while stopping ends the holder too, with an error.
  */
 static int run_hold(void)
 {
@@ -332,6 +334,7 @@ static int run_hold(void)
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, &old);
     unsigned quick_failures = 0;
+    bool stopping = false;
     int r = 0;
     for (;;) {
         time_t started = time(NULL);
@@ -352,14 +355,23 @@ static int run_hold(void)
             /* Forward SIGTERM/SIGINT; reap the child. */
             struct timespec ts = { 0, 200000000 };
             int sig = sigtimedwait(&mask, NULL, &ts);
-            if (sig > 0)
+            if (sig > 0) {
                 kill(pid, sig);
+                stopping = true;
+            }
             pid_t w = waitpid(pid, &status, WNOHANG);
             if (w == pid)
                 break;
         }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
             log_info("hold: daemon exited cleanly; closing the group");
+            break;
+        }
+        if (stopping) {
+            log_error("hold: daemon %s %d while stopping; not restarting it (the group closes)",
+                      WIFSIGNALED(status) ? "killed by signal" : "exited with status",
+                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            r = -ECHILD;
             break;
         }
         if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
@@ -377,7 +389,12 @@ static int run_hold(void)
         log_warn("hold: daemon %s %d; restarting it (readers of missing data wait meanwhile)",
                  WIFSIGNALED(status) ? "killed by signal" : "exited with status",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-        sleep(1);
+        /* A pause before the restart; told to stop meanwhile, there is no daemon to stop: end here. */
+        struct timespec pause = { 1, 0 };
+        if (sigtimedwait(&mask, NULL, &pause) > 0) {
+            log_info("hold: told to stop while the daemon was down; closing the group");
+            break;
+        }
     }
     free(child_argv);
     close(g);
