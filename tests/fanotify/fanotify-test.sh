@@ -561,7 +561,7 @@ scen_frontend_choice() {
 
 # ---- shutdown under load ----
 
-# fault_server BLOB_DIR: tests/backend/servers/fault.py on loopback; prints HOST:PORT.
+# fault_server BLOB_DIR: tests/backend/servers/fault.py on loopback (stopped by cleanup); sets FAULT_ADDR.
 fault_server() {
     mkdir -p "$W/state"
     python3 "${BACKEND_SERVERS:?}/fault.py" --listen 127.0.0.1:0 --state "$W/state" --name fault --blobs "$1" \
@@ -569,7 +569,7 @@ fault_server() {
     PIDS+=($!)
     local i
     for i in $(seq 1 150); do
-        [ -s "$W/state/fault.ready" ] && { cat "$W/state/fault.ready"; return 0; }
+        [ -s "$W/state/fault.ready" ] && { FAULT_ADDR=$(cat "$W/state/fault.ready"); return 0; }
         sleep 0.1
     done
     fail "fault.py did not start"
@@ -632,7 +632,7 @@ sigterm_timed() {
 # in flight. Remote backends stall every data range (fault.py); localfs cannot
 # stall, so its prefetch of a large blob is simply still running.
 scen_shutdown() {
-    local backend=$1 mode=${2:-} addr id size
+    local backend=$1 mode=${2:-} id size
     READERS=()
     if [ "$backend" = localfs ]; then
         make_tree t1 --profile list --file big.bin:67108864 --seed 12
@@ -642,8 +642,8 @@ scen_shutdown() {
         make_tree t1 --profile list --file big.bin:16777216 --file small.txt:1000 --seed 12
         img_nydus sd t1 zstd
         id=$(cat "$W/ny-sd.id")
-        addr=$(fault_server "$W/ny-sd")
-        printf '    prefetch: true\n    backend: %s\n' "$(backend_yaml "$backend" "$addr")" >>"$W/images.yaml"
+        fault_server "$W/ny-sd"
+        printf '    prefetch: true\n    backend: %s\n' "$(backend_yaml "$backend" "$FAULT_ADDR")" >>"$W/images.yaml"
         # Data ranges hang from the start; the chunk table at the blob's tail still answers, so the mount works.
         size=$(stat -c %s "$W/ny-sd/$id")
         echo $((size * 3 / 4)) >"$W/state/stall-$id"
