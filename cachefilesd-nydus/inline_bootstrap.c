@@ -143,6 +143,7 @@ typedef struct Fetch {
     Backend *backend;
     BackendRequest breq;
     bool done;
+    bool pending;               /* submitted, done() not run yet: it still owns breq.buf */
     int res;
 } Fetch;
 
@@ -151,6 +152,14 @@ static void fetch_done(BackendRequest *breq, int res)
     Fetch *f = cfn_container_of(breq, Fetch, breq);
     f->res = res;
     f->done = true;
+    f->pending = false;
+}
+
+/* Run the loop until f's request ends or the clock passes `deadline`. */
+static void fetch_wait(Fetch *f, uint64_t deadline)
+{
+    while (!f->done && loop_now_ns() < deadline)
+        loop_run_once(f->loop, 50);
 }
 
 /* One backend request, run to completion within timeout_ms. */
@@ -162,10 +171,14 @@ static int fetch_run(Fetch *f, uint32_t timeout_ms)
     int r = backend_submit(f->backend, &f->breq);
     if (r < 0)
         return r;
-    uint64_t deadline = loop_now_ns() + (uint64_t)timeout_ms * 1000000u;
-    while (!f->done && loop_now_ns() < deadline)
-        loop_run_once(f->loop, 50);
-    return !f->done ? -ETIMEDOUT : f->res < 0 ? f->res : 0;
+    f->pending = true;
+    fetch_wait(f, loop_now_ns() + (uint64_t)timeout_ms * 1000000u);
+    if (f->done)
+        return f->res < 0 ? f->res : 0;
+    /* Too slow: cancel, so that the request lets go of its buffer and the backend can be freed. */
+    backend_cancel(f->backend);
+    fetch_wait(f, loop_now_ns() + 1000000000ull);
+    return -ETIMEDOUT;
 }
 
 static int fetch_range(Fetch *f, const char *id, uint64_t off, uint64_t len, uint8_t **out, uint32_t timeout_ms)
@@ -178,8 +191,8 @@ static int fetch_range(Fetch *f, const char *id, uint64_t off, uint64_t len, uin
         return -ENOMEM;
     f->breq = (BackendRequest){ .kind = BACKEND_READ, .blob_id = id, .off = off, .len = (uint32_t)len, .buf = buf };
     int r = fetch_run(f, timeout_ms);
-    if (r == -ETIMEDOUT)
-        return r;           /* the pending request still owns buf (see resolve_image) */
+    if (f->pending)
+        return r;           /* the request still owns buf (see resolve_image) */
     if (r < 0) {
         free(buf);
         return r;
@@ -283,12 +296,12 @@ static int resolve_image(const Config *cfg, ImageConfig *ic, Loop *loop, CodecCt
         size_t len = 0;
         uint64_t t0 = loop_now_ns();
         r = extract_from_blob(f, codec, ic->bootstrap_blob, cfg->request_timeout_ms, &boot, &len, why, sizeof(why));
-        if (r != -ETIMEDOUT) {
+        if (!f->pending) {
             backend_free(f->backend);
             free(f);
         }
-        /* else a request is still pending and may complete into f: it is left alone,
-         * and the daemon exits on this error anyway. */
+        /* else a request the cancel could not end (a local read) may still complete
+         * into f: it is left alone, and the daemon exits on this error anyway. */
         if (r < 0)
             return snprintf(err, err_len, "%s", why), r;
         struct iovec iov = { .iov_base = boot, .iov_len = len };

@@ -152,5 +152,27 @@ else
     fail stored-bootstrap-per-source "image B reused image A's bootstrap: $(grep -m1 -E "bootstrap|refused" "$work/log8")"
 fi
 
+# 10. A registry that stalls past request_timeout: a set-up error within seconds, and the
+#     transfer is cancelled so the backend is freed (no leak report under ASan).
+mkdir -p "$work/state"
+python3 "$CFN_SOURCE_ROOT/tests/backend/servers/fault.py" --listen 127.0.0.1:0 --state "$work/state" \
+    --name fault --blobs "$img" --ready "$work/state/fault.ready" >"$work/fault.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 1 150); do [ -s "$work/state/fault.ready" ] && break; sleep 0.1; done
+: >"$work/state/stall-$id"
+t0=$(date +%s)
+set +e
+FAKE_FILL_BACKEND="{type: registry, scheme: http, host: $(cat "$work/state/fault.ready"), repo: library/cfn}" \
+    FAKE_FILL_CONFIG="request_timeout: 1s" "$fill" "blob:$id" "$img" "$id" "$work/got10" "$work/w10" >"$work/log10" 2>&1
+rc=$?
+set -e
+secs=$(( $(date +%s) - t0 ))
+if [ "$rc" = 2 ] && grep -q "timed out" "$work/log10" && ! grep -q "Sanitizer" "$work/log10" && [ "$secs" -lt 10 ]; then
+    pass stalled-registry
+else
+    fail stalled-registry "rc=$rc after ${secs}s: $(grep -m1 -E 'Sanitizer|timed out' "$work/log10")"
+fi
+
 echo "inline-bootstrap: $passed passed, $failed failed"
 [ "$failed" = 0 ]
