@@ -680,6 +680,34 @@ scen_shutdown() {
     fan_umount_after_exit "$W/m"
 }
 
+# SIGTERM while a mount job waits for a stalled backend (the blob's chunk table):
+# the daemon exits within 5 s, the mount command fails, nothing is mounted.
+scen_shutdown_mount() {
+    make_tree t1 --profile list --file big.bin:4194304 --seed 14
+    img_nydus sm t1 zstd
+    local id rc
+    id=$(cat "$W/ny-sm.id")
+    fault_server "$W/ny-sm"
+    printf '    backend: %s\n' "$(backend_yaml registry "$FAULT_ADDR")" >>"$W/images.yaml"
+    : >"$W/state/stall-$id"     # every ranged read stalls
+    daemon_start
+    mkdir -p "$W/m"
+    MOUNTS+=("$W/m")            # cleanup, should it be mounted after all
+    ( rc=0; ctl mount sm "$W/m" >"$W/mount.out" 2>&1 || rc=$?; echo "$rc" >"$W/mount.rc" ) &
+    for _ in $(seq 1 100); do
+        [ "$(grep -s '^stalled ' "$W/state/fault.stats" | cut -d' ' -f2)" -ge 1 ] 2>/dev/null && break
+        sleep 0.1
+    done
+    [ "$(grep -s '^stalled ' "$W/state/fault.stats" | cut -d' ' -f2)" -ge 1 ] 2>/dev/null || fail "the mount never reached the backend"
+    sigterm_timed
+    for _ in $(seq 1 50); do [ -s "$W/mount.rc" ] && break; sleep 0.1; done
+    rc=$(cat "$W/mount.rc" 2>/dev/null || echo hung)
+    [ "$rc" = hung ] && fail "the mount command did not return after the daemon exited"
+    [ "$rc" != 0 ] || fail "the mount succeeded while the daemon was stopping"
+    mountpoint -q "$W/m" && fail "$W/m was mounted during shutdown"
+    say "SIGTERM during a stalled mount: clean exit in $SECS s; mount: $(tail -n 1 "$W/mount.out")"
+}
+
 # hold: the daemon dies (SIGKILL) while it is stopping on the holder's SIGTERM:
 # the holder must end, not restart it (it was told to stop).
 scen_hold_crash_at_stop() {
@@ -738,6 +766,7 @@ case "$SCEN" in
     shutdown-http-proxy) scen_shutdown http-proxy ;;
     shutdown-hold) scen_shutdown registry hold ;;
     hold-crash-at-stop) scen_hold_crash_at_stop ;;
+    shutdown-mount) scen_shutdown_mount ;;
     *) fail "unknown scenario $SCEN" ;;
 esac
 echo "PASS: $SCEN"
