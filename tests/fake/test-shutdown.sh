@@ -3,7 +3,9 @@
 # SIGTERM while the fscache front-end (through the fake device) has a
 # prefill, a prefetch, READs and read-ahead in flight, for one backend type:
 # localfs (a large blob whose fill is still running), or registry, s3, oss,
-# http-proxy against tests/backend/servers/fault.py stalling every data range.
+# http-proxy against tests/backend/servers/fault.py stalling every data range
+# for as long as the test runs (the transfers' timeout is 60 s: only a cancel
+# ends them in time).
 #
 #   test-shutdown.sh BACKEND NYDUS_MKIMAGE FAKE_SHUTDOWN
 #
@@ -43,10 +45,10 @@ else
     for _ in $(seq 1 150); do [ -s "$work/state/fault.ready" ] && break; sleep 0.1; done
     addr=$(cat "$work/state/fault.ready")
     case "$backend" in
-        registry) yaml="{type: registry, scheme: http, host: $addr, repo: library/cfn}" ;;
-        s3) yaml="{type: s3, scheme: http, endpoint: $addr, bucket_name: cfnbucket, object_prefix: ok/, path_style: true}" ;;
-        oss) yaml="{type: oss, scheme: http, endpoint: localhost:${addr##*:}, bucket_name: cfnbucket, object_prefix: ok/}" ;;
-        http-proxy) yaml="{type: http-proxy, addr: http://$addr, path: /ok}" ;;
+        registry) yaml="{type: registry, scheme: http, host: $addr, repo: library/cfn, timeout: 60}" ;;
+        s3) yaml="{type: s3, scheme: http, endpoint: $addr, bucket_name: cfnbucket, object_prefix: ok/, path_style: true, timeout: 60}" ;;
+        oss) yaml="{type: oss, scheme: http, endpoint: localhost:${addr##*:}, bucket_name: cfnbucket, object_prefix: ok/, timeout: 60}" ;;
+        http-proxy) yaml="{type: http-proxy, addr: http://$addr, path: /ok, timeout: 60}" ;;
         *) echo "unknown backend $backend"; exit 2 ;;
     esac
     # Data ranges stall from the OPEN on; the chunk table at the blob's tail still answers.

@@ -578,10 +578,10 @@ fault_server() {
 # backend_yaml TYPE HOST:PORT: a backend of TYPE whose blob requests reach fault.py (mode ok).
 backend_yaml() {
     case "$1" in
-        registry) echo "{type: registry, scheme: http, host: $2, repo: library/cfn, timeout: 30}" ;;
-        s3) echo "{type: s3, scheme: http, endpoint: $2, bucket_name: cfnbucket, object_prefix: ok/, path_style: true, timeout: 30}" ;;
-        oss) echo "{type: oss, scheme: http, endpoint: localhost:${2##*:}, bucket_name: cfnbucket, object_prefix: ok/, timeout: 30}" ;;
-        http-proxy) echo "{type: http-proxy, addr: http://$2, path: /ok, timeout: 30}" ;;
+        registry) echo "{type: registry, scheme: http, host: $2, repo: library/cfn, timeout: 60}" ;;
+        s3) echo "{type: s3, scheme: http, endpoint: $2, bucket_name: cfnbucket, object_prefix: ok/, path_style: true, timeout: 60}" ;;
+        oss) echo "{type: oss, scheme: http, endpoint: localhost:${2##*:}, bucket_name: cfnbucket, object_prefix: ok/, timeout: 60}" ;;
+        http-proxy) echo "{type: http-proxy, addr: http://$2, path: /ok, timeout: 60}" ;;
         *) fail "unknown backend type $1" ;;
     esac
 }

@@ -16,8 +16,9 @@ GET/HEAD /<mode>/<digest>. Modes:
   bigheader    a 100 KiB header
   slow         ok but 50 ms per 64 KiB
   (ok also stalls a blob's ranged reads while the flag file 'stall-<digest>'
-  exists; a number N in it stalls only ranges starting below N, so that a
-  blob's tail, where nydus keeps its chunk table, still answers)
+  exists, for as long as it exists (at most 120 s); a number N in it stalls
+  only ranges starting below N, so that a blob's tail, where nydus keeps its
+  chunk table, still answers)
 GET /v2/<repo>/blobs/sha256:<digest> is mode ok: a registry without auth.
 GET /ping    -> 200 (503 while the 'down' flag file exists)
 """
@@ -113,7 +114,13 @@ class FaultHandler(common.Handler):
             self.wfile.write(data[a:a + 16])
             self.wfile.flush()
             st.inc("stalled")
-            time.sleep(20)
+            if mode == "ok":
+                # A flagged stall lasts while its flag exists (at most 120 s).
+                end = time.time() + 120
+                while time.time() < end and self.stall_flagged(digest, len(data)):
+                    time.sleep(0.2)
+            else:
+                time.sleep(20)
             self.close_connection = True
             return
         if mode == "bigheader":

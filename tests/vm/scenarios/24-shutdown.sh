@@ -39,7 +39,7 @@ addr=$(cat "$S/fault.ready")
 echo $(( $(stat -c %s "$blob") * 3 / 4 )) >"$S/stall-$id"
 stalled() { sed -n 's/^stalled //p' "$S/fault.stats" 2>/dev/null || echo 0; }
 
-DAEMON_MORE_IMAGES=$(printf '  - fsid: sd-nydus\n    bootstrap: %s\n    prefetch: true\n    backend:\n      type: registry\n      scheme: http\n      host: %s\n      repo: cfn/shutdown\n      timeout: 30\n' "$boot" "$addr")
+DAEMON_MORE_IMAGES=$(printf '  - fsid: sd-nydus\n    bootstrap: %s\n    prefetch: true\n    backend:\n      type: registry\n      scheme: http\n      host: %s\n      repo: cfn/shutdown\n      timeout: 60\n' "$boot" "$addr")
 daemon_start shutdown
 m=$MNT_BASE/m
 must_mount "$m" fsid=sd-nydus
