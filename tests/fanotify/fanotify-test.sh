@@ -148,11 +148,15 @@ fan_mount() {   # FSID DIR
     MOUNTS+=("$2")
 }
 
-fan_umount() {
-    ctl umount "$1" || fail "cachefilesd-nydus umount $1 failed"
+forget_mount() {     # DIR: no longer unmounted by cleanup
     local keep=() m
     for m in "${MOUNTS[@]}"; do [ "$m" = "$1" ] || keep+=("$m"); done
     MOUNTS=("${keep[@]}")
+}
+
+fan_umount() {
+    ctl umount "$1" || fail "cachefilesd-nydus umount $1 failed"
+    forget_mount "$1"
 }
 
 # verify DIR TREE: every file's sha256 equals the source's.
@@ -215,15 +219,17 @@ scen_nydus() {  # COMPRESSOR [DIGESTER]
 
 # read_all_expect_eio DIR TREE: every file reads correctly or fails with EIO;
 # never wrong bytes, never a hang. Prints the number of EIO files.
-read_all_expect_eio() {
+read_all_expect_eio() {    # DIR TREE: writes $W/n_eio and the correct files' names to $W/ok.list
     local f want got err rc n_eio=0 n_ok=0
+    : >"$W/ok.list"
     while IFS= read -r -d '' f; do
         want=$(expected_sum "$2" "${f#./}")
         rc=0
         got=$(cd "$1" && timeout -s KILL "$READ_TIMEOUT" sha256sum -- "$f" 2>"$W/err") || rc=$?
         err=$(cat "$W/err")
         case "$rc" in
-            0) [ "${got%% *}" = "$want" ] || fail "$f: read 'successfully' with WRONG bytes"; n_ok=$((n_ok + 1)) ;;
+            0) [ "${got%% *}" = "$want" ] || fail "$f: read 'successfully' with WRONG bytes"
+               n_ok=$((n_ok + 1)); printf '%s\0' "$f" >>"$W/ok.list" ;;
             124|137) fail "$f: read hung" ;;
             *) case "$err" in *"Input/output error"*) n_eio=$((n_eio + 1)) ;; *) fail "$f: failed, but not with EIO: $err" ;; esac ;;
         esac
@@ -742,6 +748,52 @@ fan_umount_after_exit() {
     MOUNTS=("${keep[@]}")
 }
 
+# A full cache file system (no limit configured): reads fail with EIO, never
+# with wrong bytes or a hang; a restart keeps (and does not refetch) what was
+# written; once space is freed the same reads succeed.
+scen_enospc() {
+    command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 (e2fsprogs) is not installed"
+    make_tree t1 --profile bulk --total-mib 24 --seed 12
+    img_blobdev es t1
+    truncate -s 40M "$W/cachefs.img"
+    mkfs.ext4 -q -F "$W/cachefs.img"
+    mkdir -p "$W/cache"
+    mount -o loop "$W/cachefs.img" "$W/cache" || skip "cannot loop-mount an ext4 image here"
+    MOUNTS+=("$W/cache")
+    # Leave about 8 MiB of the 40 MiB: a third of the 24 MiB image.
+    local avail_kib
+    avail_kib=$(df --output=avail -k "$W/cache" | tail -n 1)
+    fallocate -l $(( (avail_kib - 8192) * 1024 )) "$W/cache/filler"
+    say "cache file system: 40 MiB ext4, $(df --output=avail -k "$W/cache" | tail -n 1) KiB free for a 24 MiB image"
+    daemon_start
+    fan_mount es "$W/m"
+    read_all_expect_eio "$W/m" t1
+    [ "$(cat "$W/n_eio")" -gt 0 ] || fail "nothing failed: the cache never filled up"
+    [ -s "$W/ok.list" ] || fail "nothing could be read with 8 MiB free"
+    grep -q "No space left on device" "$DLOG" || fail "the daemon log does not name ENOSPC"
+    daemon_stop
+    daemon_start
+    grep -q "re-attaching $W/m" "$DLOG" || fail "the restarted daemon did not re-attach $W/m"
+    drop_caches
+    local f want got n=0
+    while IFS= read -r -d '' f; do
+        want=$(expected_sum t1 "${f#./}")
+        got=$(cd "$W/m" && timeout -s KILL "$READ_TIMEOUT" sha256sum -- "$f") || fail "$f: readable before the restart, not after"
+        [ "${got%% *}" = "$want" ] || fail "$f: wrong bytes after the restart"
+        n=$((n + 1))
+    done <"$W/ok.list"
+    [ "$(stat_of fills)" = 0 ] || fail "the restarted daemon refetched what its cache held ($(stat_of fills) fills)"
+    say "after the restart: the $n files read before verify again with no fill"
+    rm -f "$W/cache/filler"
+    sync
+    drop_caches
+    verify "$W/m" t1
+    fan_umount "$W/m"
+    daemon_stop
+    umount "$W/cache"
+    forget_mount "$W/cache"
+}
+
 case "$SCEN" in
     plain) scen_plain ;;
     blobdev) scen_blobdev ;;
@@ -759,6 +811,7 @@ case "$SCEN" in
     prefetch) scen_prefetch ;;
     errors) scen_errors ;;
     frontend-choice) scen_frontend_choice ;;
+    enospc) scen_enospc ;;
     shutdown-localfs) scen_shutdown localfs ;;
     shutdown-registry) scen_shutdown registry ;;
     shutdown-s3) scen_shutdown s3 ;;
