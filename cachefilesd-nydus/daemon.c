@@ -13,7 +13,22 @@
 #include "cachefiles_device.h"
 #include "frontend_fanotify.h"
 #include "inline_bootstrap.h"
+#include "storage/util/fsutil.h"
 #include "storage/util/log.h"
+
+/*
+ * The root daemon writes below cache_dir and work_dir: refuse them when
+ * another user could plant a symlink there (see fs_open_private_dir).
+ */
+static int open_private_dir(const char *key, const char *path, int *fd, char *err, size_t err_len)
+{
+    char why[512];
+    *fd = fs_open_private_dir(path, 0700, geteuid(), why, sizeof(why));
+    if (*fd >= 0)
+        return 0;
+    snprintf(err, err_len, "%s refused: %s", key, why);
+    return *fd;
+}
 
 int daemon_new(Daemon **ret, Config *cfg, char *err, size_t err_len)
 {
@@ -21,9 +36,14 @@ int daemon_new(Daemon **ret, Config *cfg, char *err, size_t err_len)
     if (!d)
         return -ENOMEM;
     d->cfg = cfg;
-    d->signal_fd = -1;
+    d->signal_fd = d->cache_dir_fd = d->work_dir_fd = -1;
 
-    int r = loop_new(&d->loop, 256);
+    int r = open_private_dir("cache_dir", cfg->cache_dir, &d->cache_dir_fd, err, err_len);
+    if (r == 0)
+        r = open_private_dir("work_dir", cfg->work_dir, &d->work_dir_fd, err, err_len);
+    if (r < 0)
+        goto fail;
+    r = loop_new(&d->loop, 256);
     if (r < 0) {
         snprintf(err, err_len, "io_uring setup failed: %s", strerror(-r));
         goto fail;
@@ -123,6 +143,10 @@ Daemon *daemon_free(Daemon *d)
     cache_service_free(d->cache);
     if (d->signal_fd >= 0)
         close(d->signal_fd);
+    if (d->cache_dir_fd >= 0)
+        close(d->cache_dir_fd);
+    if (d->work_dir_fd >= 0)
+        close(d->work_dir_fd);
     loop_free(d->loop);
     free(d);
     return NULL;

@@ -33,6 +33,8 @@ struct Daemon {
     ImageRegistry *images;
     Frontend *frontend;
     DaemonStats stats;
+    /* cache_dir and work_dir, checked at start-up (fs_open_private_dir): files below them are opened from these. */
+    int cache_dir_fd, work_dir_fd;
 
     int signal_fd;
     LoopOp signal_op;
@@ -42,7 +44,8 @@ struct Daemon {
 
 /*
  * Build the context (loop, workers, cache service, images); err says what
- * failed. Images configured by bootstrap_blob get their bootstrap fetched
+ * failed. cache_dir and work_dir are created if missing and refused when
+ * another user could plant files or symlinks in them (or above them). Images configured by bootstrap_blob get their bootstrap fetched
  * here, and cfg records where it was stored.
  */
 int daemon_new(Daemon **ret, Config *cfg, char *err, size_t err_len);
