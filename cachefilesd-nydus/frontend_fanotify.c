@@ -62,7 +62,6 @@
 #define EVENT_BUF_SIZE (64 * 1024)
 #define READS_PER_WAKEUP 16
 #define STATE_FILE "fanotify-mounts"
-#define MAX_MOUNT_OPTIONS 4095          /* erofs takes its options in one page */
 
 typedef struct FanFrontend FanFrontend;
 
@@ -109,7 +108,8 @@ typedef struct FanEvent {
 } FanEvent;
 
 typedef struct FanMount {
-    char mountpoint[PATH_MAX];
+    char mountpoint[PATH_MAX];      /* where it is (updated when found moved) */
+    uint64_t mnt_id;                /* the kernel's unique mount id: what umount checks */
     const ImageConfig *image;
     FanBlob **blobs;
     size_t n_blobs;
@@ -140,6 +140,12 @@ typedef struct FanJob {
     const ImageConfig *image;
     char volume[256];
     char mountpoint[PATH_MAX];
+    int target_fd;                  /* mount: the mount point, resolved once without symlinks (O_PATH) */
+    int volume_fd;                  /* the image's directory under the cache root */
+    uint64_t mnt_id;                /* the mount made, attached or to unmount; 0: unknown */
+    bool mounted;                   /* a mount exists that must be tracked, even if the job failed */
+    bool moved;                     /* umount found the mount elsewhere, at found_at */
+    char found_at[PATH_MAX];
     bool plain;                     /* single-file image: the image is the one blob */
     JobBlob *blobs;
     size_t n_blobs;
@@ -166,8 +172,10 @@ struct FanFrontend {
     LoopTimer backoff;
     bool polling, stopping, ready_logged;
     ControlServer *control;
-    char state_path[PATH_MAX];
+    char state_path[PATH_MAX];      /* for messages; opened as STATE_FILE in the work dir's fd */
     char cache_root[PATH_MAX];
+    int cache_root_fd;              /* every cache file is opened below it, never through a symlink */
+    char boot_id[40];               /* mount ids in the state file are only valid within one boot */
     FanBlob *blobs[BLOB_BUCKETS];
     FanMount *mounts;
     FanJob *job_head, *job_tail;    /* job_head is running */
@@ -714,30 +722,52 @@ static const ImageConfig *image_find(FanFrontend *fe, const char *fsid)
     return NULL;
 }
 
-/* The state file as it must read after this job: one "fsid<TAB>mountpoint" line per mount. */
+/* One state file line: "fsid<TAB>mountpoint<TAB>mount id<TAB>boot id". */
+static int state_line(char *out, size_t len, const char *fsid, const char *mountpoint, uint64_t mnt_id,
+                      const char *boot_id)
+{
+    return snprintf(out, len, "%s\t%s\t%" PRIu64 "\t%s\n", fsid, mountpoint, mnt_id, boot_id);
+}
+
+/*
+ * The state file as it must read after this job, but for the line of a
+ * mount being made: its mount id is known only once it exists, so the
+ * worker appends that line (state_append_job).
+ */
 static char *state_render(FanFrontend *fe, const FanJob *job)
 {
     size_t cap = 1, len = 0;
     for (FanMount *m = fe->mounts; m; m = m->next)
-        cap += strlen(m->image->fsid) + strlen(m->mountpoint) + 2;
-    cap += strlen(job->image ? job->image->fsid : "") + strlen(job->mountpoint) + 2;
+        cap += (size_t)state_line(NULL, 0, m->image->fsid, m->mountpoint, m->mnt_id, fe->boot_id) + 1;
     char *s = malloc(cap);
     if (!s)
         return NULL;
     s[0] = '\0';
     for (FanMount *m = fe->mounts; m; m = m->next)
         if (job->kind != JOB_UMOUNT || strcmp(m->mountpoint, job->mountpoint) != 0)
-            len += (size_t)snprintf(s + len, cap - len, "%s\t%s\n", m->image->fsid, m->mountpoint);
-    if (job->kind == JOB_MOUNT)
-        snprintf(s + len, cap - len, "%s\t%s\n", job->image->fsid, job->mountpoint);
+            len += (size_t)state_line(s + len, cap - len, m->image->fsid, m->mountpoint, m->mnt_id, fe->boot_id);
     return s;
 }
 
-/* Worker: replace the state file atomically. */
-static int state_write(const char *path, const char *text)
+/* Worker: add the line of the mount this job made. */
+static int state_append_job(FanJob *job)
+{
+    const char *boot_id = job->fe->boot_id;
+    size_t old = strlen(job->state_text);
+    size_t add = (size_t)state_line(NULL, 0, job->image->fsid, job->mountpoint, job->mnt_id, boot_id);
+    char *s = realloc(job->state_text, old + add + 1);
+    if (!s)
+        return -ENOMEM;
+    state_line(s + old, add + 1, job->image->fsid, job->mountpoint, job->mnt_id, boot_id);
+    job->state_text = s;
+    return 0;
+}
+
+/* Worker: replace the state file atomically, in the work dir and never through a symlink. */
+static int state_write(FanFrontend *fe, const char *text)
 {
     struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
-    return fs_write_atomic(path, &iov, 1, 0600);
+    return fs_write_atomic_at(fe_daemon(fe)->work_dir_fd, STATE_FILE, &iov, 1, 0600);
 }
 
 static void job_fail(FanJob *job, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -765,6 +795,10 @@ static void job_finish(FanJob *job)
         blob_info_free(jb->info);
         seg_array_clear(&jb->ready);
     }
+    if (job->target_fd >= 0)
+        close(job->target_fd);
+    if (job->volume_fd >= 0)
+        close(job->volume_fd);
     if (job->result < 0)
         log_error("fanotify: %s %s on %s failed: %s", what, job->image ? job->image->fsid : "?", job->mountpoint,
                   job->why);
@@ -784,98 +818,229 @@ static void job_finish(FanJob *job)
     job_next(fe);
 }
 
+/* Loop: serve the mount a mount or attach job made (its blobs keep their marks while it exists). */
+static void mount_track(FanJob *job)
+{
+    FanFrontend *fe = job->fe;
+    FanMount *m = calloc(1, sizeof(*m));
+    FanBlob **blobs = calloc(job->n_blobs, sizeof(*blobs));
+    if (!m || !blobs) {
+        free(m);
+        free(blobs);
+        /* Mounted but not tracked: it is still served while the blobs live; say so. */
+        job_fail(job, -ENOMEM, "mounted, but out of memory tracking the mount");
+        return;
+    }
+    snprintf(m->mountpoint, sizeof(m->mountpoint), "%s", job->mountpoint);
+    m->mnt_id = job->mnt_id;
+    m->image = job->image;
+    m->blobs = blobs;
+    m->n_blobs = job->n_blobs;
+    for (size_t i = 0; i < job->n_blobs; i++) {
+        m->blobs[i] = job->blobs[i].blob;
+        m->blobs[i]->refs++;
+    }
+    m->next = fe->mounts;
+    fe->mounts = m;
+    if (job->image->prefetch)
+        for (size_t i = 0; i < m->n_blobs; i++)
+            blob_prefetch_start(m->blobs[i]);
+}
+
+/* Loop: after an umount job. Only a mount that is gone is forgotten (and its blobs released). */
+static void mount_untrack(FanJob *job)
+{
+    FanFrontend *fe = job->fe;
+    FanMount **p = &fe->mounts;
+    while (*p && strcmp((*p)->mountpoint, job->mountpoint) != 0)
+        p = &(*p)->next;
+    FanMount *m = *p;
+    if (!m)
+        return;
+    if (job->result < 0) {
+        if (job->moved)
+            snprintf(m->mountpoint, sizeof(m->mountpoint), "%s", job->found_at);
+        return;
+    }
+    *p = m->next;
+    for (size_t i = 0; i < m->n_blobs; i++)
+        blob_unref(m->blobs[i]);
+    free(m->blobs);
+    free(m);
+}
+
 static void job_mounted(WorkItem *item)
 {
     FanJob *job = cfn_container_of(item, FanJob, work);
-    FanFrontend *fe = job->fe;
-    if (job->result == 0 && job->kind != JOB_UMOUNT) {
-        FanMount *m = calloc(1, sizeof(*m));
-        FanBlob **blobs = calloc(job->n_blobs, sizeof(*blobs));
-        if (!m || !blobs) {
-            free(m);
-            free(blobs);
-            /* Mounted but not tracked: it is still served while the blobs live; say so. */
-            job_fail(job, -ENOMEM, "mounted, but out of memory tracking the mount");
-        } else {
-            snprintf(m->mountpoint, sizeof(m->mountpoint), "%s", job->mountpoint);
-            m->image = job->image;
-            m->blobs = blobs;
-            m->n_blobs = job->n_blobs;
-            for (size_t i = 0; i < job->n_blobs; i++) {
-                m->blobs[i] = job->blobs[i].blob;
-                m->blobs[i]->refs++;
-            }
-            m->next = fe->mounts;
-            fe->mounts = m;
-            if (job->image->prefetch)
-                for (size_t i = 0; i < m->n_blobs; i++)
-                    blob_prefetch_start(m->blobs[i]);
-        }
-    } else if (job->result == 0) {
-        FanMount **p = &fe->mounts;
-        while (*p && strcmp((*p)->mountpoint, job->mountpoint) != 0)
-            p = &(*p)->next;
-        FanMount *m = *p;
-        if (m) {
-            *p = m->next;
-            for (size_t i = 0; i < m->n_blobs; i++)
-                blob_unref(m->blobs[i]);
-            free(m->blobs);
-            free(m);
-        }
-    }
+    if (job->kind == JOB_UMOUNT)
+        mount_untrack(job);
+    else if (job->result == 0 || job->mounted)
+        mount_track(job);
     job_finish(job);
 }
 
-static int build_mount_options(const FanJob *job, char *opts, size_t len)
+/* The kernel's own account of a failed fsconfig (erofs explains itself there), as " (kernel: ...)". */
+static void fs_context_log(int fsfd, char *out, size_t len)
 {
-    size_t n = 0;
-    opts[0] = '\0';
-    if (job->plain)
-        return 0;
-    for (size_t i = 0; i < job->n_blobs; i++) {
-        if (strchr(job->blobs[i].path, ','))
-            return -EINVAL;
-        int w = snprintf(opts + n, len - n, "%sdevice=%s", i ? "," : "", job->blobs[i].path);
-        if (w < 0 || (size_t)w >= len - n)
-            return -E2BIG;
-        n += (size_t)w;
+    char msg[256];
+    size_t used = 0;
+    ssize_t n;
+    out[0] = '\0';
+    while (used + 4 < len && (n = read(fsfd, msg, sizeof(msg) - 1)) > 0) {
+        msg[n] = '\0';
+        used += (size_t)snprintf(out + used, len - used, "%s%s", used ? "; " : " (kernel: ", msg);
+    }
+    if (used && used + 1 < len)
+        snprintf(out + used, len - used, ")");
+}
+
+/*
+ * Worker: make the erofs mount, still detached (fsopen/fsmount): the source
+ * is the bootstrap (or, for a plain image, its cache file) and every blob's
+ * cache file is a device=. Never a loop device: only a direct file-backed
+ * mount goes through the pre-content hook. The mount's fd, or -errno.
+ */
+static int erofs_mount_create(FanJob *job)
+{
+    const char *source = job->plain ? job->blobs[0].path : job->image->bootstrap;
+    int fs = fsopen("erofs", FSOPEN_CLOEXEC), mnt = -1, r = 0;
+    if (fs < 0)
+        r = -errno;
+    if (r == 0 && fsconfig(fs, FSCONFIG_SET_STRING, "source", source, 0) < 0)
+        r = -errno;
+    for (size_t i = 0; r == 0 && !job->plain && i < job->n_blobs; i++)
+        if (fsconfig(fs, FSCONFIG_SET_STRING, "device", job->blobs[i].path, 0) < 0)
+            r = -errno;
+    if (r == 0 && fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        r = -errno;
+    if (r == 0 && (mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID)) < 0)
+        r = -errno;
+    if (r < 0) {
+        char klog[300] = "";
+        if (fs >= 0)
+            fs_context_log(fs, klog, sizeof(klog));
+        job_fail(job, r, "mounting erofs from %s%s: %s%s", source, job->plain ? "" : " and its blobs", strerror(-r),
+                 klog[0] ? klog : r == -EINVAL ? " (the kernel needs CONFIG_EROFS_FS_BACKED_BY_FILE)" : "");
+    }
+    if (fs >= 0)
+        close(fs);
+    return r < 0 ? r : mnt;
+}
+
+/* The path an fd refers to now ("... (deleted)" once removed). */
+static int fd_path(int fd, char *out, size_t len)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, out, len - 1);
+    if (n < 0)
+        return -errno;
+    out[n] = '\0';
+    return 0;
+}
+
+/*
+ * Worker: a mount that landed elsewhere than asked (its directory was
+ * renamed between the check and the attach): take it down, or, if that
+ * fails, keep it tracked where it is so its reads are still served.
+ */
+static void erofs_mount_misplaced(FanJob *job, const char *where)
+{
+    int r = fs_umount_verified(where, job->mnt_id);
+    if (r == 0) {
+        job->mounted = false;
+        job_fail(job, -ESTALE, "mount point %s was moved to %s while it was mounted; unmounted again",
+                 job->mountpoint, where);
+        return;
+    }
+    job_fail(job, -ESTALE, "mount point %s was moved while it was mounted: the image is mounted at %s and "
+             "served there (taking it down failed: %s); umount %s", job->mountpoint, where, strerror(-r), where);
+    snprintf(job->mountpoint, sizeof(job->mountpoint), "%s", where);
+}
+
+/*
+ * Worker: mount onto the directory resolved when the request began
+ * (job->target_fd, never through a symlink), only while it is still at
+ * the path asked for, and record the mount's id.
+ */
+static int job_do_mount(FanJob *job)
+{
+    char where[PATH_MAX];
+    int mnt = erofs_mount_create(job);
+    if (mnt < 0)
+        return mnt;
+    int r = fs_mount_id(mnt, &job->mnt_id);
+    if (r < 0)
+        job_fail(job, r, "the new mount has no unique id: %s (the fanotify front-end needs Linux >= 6.8)",
+                 strerror(-r));
+    if (r == 0 && (r = fd_path(job->target_fd, where, sizeof(where))) == 0 && strcmp(where, job->mountpoint) != 0)
+        r = -ESTALE;
+    if (r == -ESTALE)
+        job_fail(job, r, "mount point %s was moved or replaced while the mount was prepared (it is now %s); "
+                 "not mounted", job->mountpoint, where);
+    if (r == 0 && move_mount(mnt, "", job->target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+        r = -errno;
+        job_fail(job, r, "attaching the mount on %s: %s", job->mountpoint, strerror(-r));
+    }
+    close(mnt);     /* a detached mount that was never attached goes away with its fd */
+    if (r < 0)
+        return r;
+    job->mounted = true;
+    /* The directory may have been renamed between the check and the attach. */
+    r = fs_mount_lookup(job->mnt_id, where, sizeof(where), NULL, 0);
+    if (r == 0 && strcmp(where, job->mountpoint) != 0) {
+        erofs_mount_misplaced(job, where);
+        return -ESTALE;
     }
     return 0;
 }
 
-/* Worker: the mount(2) or umount2(2) itself, then the state file. */
+/*
+ * Worker: unmount job->mnt_id, but only where it is: a mount that is gone
+ * is forgotten; one found elsewhere, or whose umount fails, stays tracked
+ * and served (forgetting it would release its marks: reads of zeros).
+ */
+static int job_do_umount(FanJob *job)
+{
+    int r = job->mnt_id ? fs_mount_lookup(job->mnt_id, job->found_at, sizeof(job->found_at), NULL, 0) : -ENOENT;
+    if (r == -ENOENT && job->mnt_id) {
+        log_info("fanotify: %s was no longer mounted; forgetting it", job->mountpoint);
+        return 0;
+    }
+    if (r == 0 && strcmp(job->found_at, job->mountpoint) != 0) {
+        job->moved = true;
+        job_fail(job, -ESTALE, "the mount of %s is now at %s (a directory above it was renamed); it stays mounted "
+                 "and served: umount %s", job->mountpoint, job->found_at, job->found_at);
+        return -ESTALE;
+    }
+    if (r == 0)
+        r = fs_umount_verified(job->mountpoint, job->mnt_id);
+    else if (r == -ENOENT)      /* no id (recorded by an older daemon): by path, and never forgotten on failure */
+        r = umount2(job->mountpoint, UMOUNT_NOFOLLOW) < 0 ? -errno : 0;
+    if (r < 0)
+        job_fail(job, r, "umount %s: %s%s; it stays mounted and served", job->mountpoint, strerror(-r),
+                 r == -ESTALE ? " (the mount on top of that path is not the daemon's)" : "");
+    return r;
+}
+
+/* Worker: the mount or umount itself, then the state file. */
 static void job_mount_work(WorkItem *item, void *ctx)
 {
     FanJob *job = cfn_container_of(item, FanJob, work);
     FanFrontend *fe = job->fe;
-    int r;
-    if (job->kind == JOB_UMOUNT) {
-        if (umount2(job->mountpoint, UMOUNT_NOFOLLOW) < 0) {
-            r = -errno;
-            if (r != -EINVAL) {     /* EINVAL: not mounted any more; just forget it */
-                job_fail(job, r, "umount %s: %s", job->mountpoint, strerror(-r));
-                return;
-            }
-        }
-    } else if (job->kind == JOB_MOUNT) {
-        char opts[MAX_MOUNT_OPTIONS + 1];
-        r = build_mount_options(job, opts, sizeof(opts));
-        if (r < 0) {
-            job_fail(job, r, "device= options %s", r == -E2BIG ? "do not fit in one page (too many or too long "
-                     "blob paths)" : "cannot contain a path with a comma");
-            return;
-        }
-        /* Never a loop device: only a direct file-backed mount goes through the pre-content hook. */
-        const char *source = job->plain ? job->blobs[0].path : job->image->bootstrap;
-        if (mount(source, job->mountpoint, "erofs", MS_RDONLY | MS_NODEV | MS_NOSUID, opts[0] ? opts : NULL) < 0) {
-            r = -errno;
-            job_fail(job, r, "mount(%s, %s, erofs, \"%s\"): %s%s", source, job->mountpoint, opts, strerror(-r),
-                     r == -EINVAL ? " (see dmesg; the kernel needs CONFIG_EROFS_FS_BACKED_BY_FILE)" : "");
-            return;
-        }
-    }
-    if (job->state_text && (r = state_write(fe->state_path, job->state_text)) < 0)
+    int r = 0;
+    if (job->kind == JOB_UMOUNT)
+        r = job_do_umount(job);
+    else if (job->kind == JOB_MOUNT)
+        r = job_do_mount(job);
+    /* Record what exists now: a mount made (even where it was not asked for), or one gone. */
+    bool changed = job->kind == JOB_MOUNT ? job->mounted : job->kind == JOB_UMOUNT && r == 0;
+    if (!changed)
+        return;
+    r = job->kind == JOB_MOUNT ? state_append_job(job) : 0;
+    if (r == 0)
+        r = state_write(fe, job->state_text);
+    if (r < 0)
         log_warn("fanotify: cannot record mounts in %s: %s; a restarted daemon will not serve them",
                  fe->state_path, strerror(-r));
 }
@@ -1030,6 +1195,25 @@ static int prefill_metadata(FanJob *job, JobBlob *jb)
     return r;
 }
 
+/*
+ * Worker: open (or create) a blob's cache file in its image's directory,
+ * never through a symlink, and only a plain file with no other link: the
+ * daemon truncates and writes it as root. The fd or -errno.
+ */
+static int cache_file_open(int volume_fd, const char *name, bool create, struct stat *st)
+{
+    int fd = fs_openat2(volume_fd, name, O_RDWR | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0600,
+                        FS_RESOLVE_PRIVATE);
+    if (fd < 0)
+        return fd;
+    int r = fstat(fd, st) < 0 ? -errno : !S_ISREG(st->st_mode) ? -EINVAL : st->st_nlink != 1 ? -EMLINK : 0;
+    if (r < 0) {
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
 /* Worker: create or reuse each new blob's sparse cache file, before anything marks it. */
 static void job_files_work(WorkItem *item, void *ctx)
 {
@@ -1042,12 +1226,15 @@ static void job_files_work(WorkItem *item, void *ctx)
         uint64_t size = cfn_align_up(info->uncompressed_size, CFN_PAGE_SIZE);
         /* A live mount still reads the file it opened: re-attaching must find that very file. */
         bool attach = job->kind == JOB_ATTACH;
-        jb->fd = open(jb->path, O_RDWR | O_CLOEXEC | (attach ? 0 : O_CREAT), 0600);
         struct stat st;
-        if (jb->fd < 0 || fstat(jb->fd, &st) < 0) {
-            int r = -errno;
+        jb->fd = cache_file_open(job->volume_fd, jb->name, !attach, &st);
+        if (jb->fd < 0) {
+            int r = jb->fd;
             job_fail(job, r, "cache file %s: %s%s", jb->path, strerror(-r),
-                     attach && r == -ENOENT ? " (removed while mounted)" : "");
+                     r == -ELOOP ? " (a symlink: refused, nothing written through it)"
+                     : r == -EMLINK ? " (it has other hard links: refused, nothing written)"
+                     : r == -EINVAL ? " (not a regular file)"
+                     : attach && r == -ENOENT ? " (removed while mounted)" : "");
             return;
         }
         if (attach && (uint64_t)st.st_size != size) {
@@ -1145,19 +1332,46 @@ static void job_head_done(WorkItem *item)
     job_opens_release(job);     /* drop the hold: this may start the next step at once */
 }
 
+/*
+ * Worker: resolve the mount point once, now, to the directory it names,
+ * through no symlink: the mount goes onto that directory (job_do_mount),
+ * whatever is done to the path meanwhile.
+ */
+static int job_resolve_mountpoint(FanJob *job)
+{
+    job->target_fd = fs_openat2(AT_FDCWD, job->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS);
+    /* From now on the path is what the kernel says ("//", "." and ".." gone): job_do_mount compares it. */
+    int r = job->target_fd;
+    if (r >= 0 && (r = fd_path(job->target_fd, job->mountpoint, sizeof(job->mountpoint))) == 0)
+        return 0;
+    job_fail(job, r, "mount point %s: %s%s", job->mountpoint, strerror(-r),
+             r == -ELOOP ? " (it or a directory above it is a symlink: refused; pass the resolved path)"
+             : r == -ENOTDIR ? " (not a directory)" : "");
+    return r;
+}
+
+/* Worker: a mount recorded by an older daemon has no id: learn it from the path, never through a symlink. */
+static void job_find_mount_id(FanJob *job)
+{
+    int fd = fs_openat2(AT_FDCWD, job->mountpoint, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS);
+    int r = fd < 0 ? fd : fs_mount_id(fd, &job->mnt_id);
+    if (fd >= 0)
+        close(fd);
+    if (r < 0)
+        log_warn("fanotify: cannot identify the mount at %s (%s): a umount that fails will keep it", job->mountpoint,
+                 strerror(-r));
+}
+
 /* Worker: read the bootstrap head and name the blobs. */
 static void job_head_work(WorkItem *item, void *ctx)
 {
     FanJob *job = cfn_container_of(item, FanJob, work);
     FanFrontend *fe = job->fe;
     const ImageConfig *ic = job->image;
-    if (job->kind == JOB_MOUNT) {
-        struct stat st;
-        if (stat(job->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
-            job_fail(job, -ENOTDIR, "mount point %s is not a directory", job->mountpoint);
-            return;
-        }
-    }
+    if (job->kind == JOB_MOUNT && job_resolve_mountpoint(job) < 0)
+        return;
+    if (job->kind == JOB_ATTACH && !job->mnt_id)
+        job_find_mount_id(job);
     int fd = open(ic->bootstrap, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int r = -errno;
@@ -1194,11 +1408,18 @@ static void job_head_work(WorkItem *item, void *ctx)
         return;
     }
     char dir[PATH_MAX];
-    if (snprintf(dir, sizeof(dir), "%s/%s", fe->cache_root, job->volume) >= (int)sizeof(dir) ||
-        (mkdir(fe->cache_root, 0700) < 0 && errno != EEXIST) || (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
-        r = -errno;
+    if (snprintf(dir, sizeof(dir), "%s/%s", fe->cache_root, job->volume) >= (int)sizeof(dir)) {
         erofs_image_info_clear(&info);
-        job_fail(job, r ? r : -ENAMETOOLONG, "cache directory %s: %s", dir, strerror(r ? -r : ENAMETOOLONG));
+        job_fail(job, -ENAMETOOLONG, "cache directory %s/%s: path too long", fe->cache_root, job->volume);
+        return;
+    }
+    job->volume_fd = fs_mkdirat_private(fe->cache_root_fd, job->volume, 0700);
+    if (job->volume_fd < 0) {
+        r = job->volume_fd;
+        erofs_image_info_clear(&info);
+        job_fail(job, r, "cache directory %s: %s%s", dir, strerror(-r),
+                 r == -ELOOP ? " (a symlink: refused)" : r == -EPERM ? " (not owned by the daemon, or writable by "
+                 "others: refused)" : "");
         return;
     }
     for (size_t i = 0; i < job->n_blobs; i++) {
@@ -1231,6 +1452,8 @@ static void job_start(FanJob *job)
         return;
     }
     if (job->kind == JOB_UMOUNT) {
+        FanMount *m = mount_find(fe, job->mountpoint);
+        job->mnt_id = m ? m->mnt_id : 0;
         job_run_mount(job);
         return;
     }
@@ -1266,6 +1489,7 @@ static void job_next(FanFrontend *fe)
 static void job_enqueue(FanFrontend *fe, FanJob *job)
 {
     job->fe = fe;
+    job->target_fd = job->volume_fd = -1;
     bool idle = !fe->job_head;
     if (fe->job_tail)
         fe->job_tail->next = job;
@@ -1394,22 +1618,61 @@ static bool erofs_mounted_at(const char *mountpoint)
     return found;
 }
 
+/*
+ * Where a recorded mount is now: by its id when it was recorded in this
+ * boot (it may have moved with a renamed parent), else (an older daemon's
+ * line) by its path. Sets *mnt_id to the id, or 0 when unknown; false when
+ * it is no longer mounted.
+ */
+static bool recorded_mount_find(FanFrontend *fe, const char *mnt, const char *id_text, const char *boot_id,
+                                char *where, size_t where_len, uint64_t *mnt_id)
+{
+    char *end = NULL, fstype[64];
+    unsigned long long id = id_text ? strtoull(id_text, &end, 10) : 0;
+    *mnt_id = 0;
+    snprintf(where, where_len, "%s", mnt);
+    if (id && end && !*end && boot_id && strcmp(boot_id, fe->boot_id) == 0) {
+        /* Unique ids are never reused within a boot; still, it must be an erofs mount. */
+        if (fs_mount_lookup(id, where, where_len, fstype, sizeof(fstype)) < 0 || strcmp(fstype, "erofs") != 0)
+            return false;
+        *mnt_id = id;
+        return true;
+    }
+    return erofs_mounted_at(mnt);
+}
+
 static void attach_recorded_mounts(FanFrontend *fe)
 {
-    FILE *f = fopen(fe->state_path, "re");
-    if (!f)
+    int fd = fs_openat2(fe_daemon(fe)->work_dir_fd, STATE_FILE, O_RDONLY | O_CLOEXEC, 0, FS_RESOLVE_PRIVATE);
+    FILE *f = fd >= 0 ? fdopen(fd, "re") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        if (fd != -ENOENT)
+            log_error("fanotify: cannot read %s: %s; mounts of the previous run are not served", fe->state_path,
+                      strerror(fd < 0 ? -fd : errno));
         return;
-    char line[PATH_MAX + 256];
+    }
+    char line[PATH_MAX + 256], where[PATH_MAX];
     while (fgets(line, sizeof(line), f)) {
-        char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
-        if (!tab || !nl)
+        char *nl = strchr(line, '\n');
+        if (!nl || !strchr(line, '\t'))
             continue;
-        *tab = *nl = '\0';
-        const char *fsid = line, *mnt = tab + 1;
+        *nl = '\0';
+        char *save = NULL;
+        const char *fsid = strtok_r(line, "\t", &save), *mnt = strtok_r(NULL, "\t", &save);
+        const char *id_text = strtok_r(NULL, "\t", &save), *boot_id = strtok_r(NULL, "\t", &save);
+        uint64_t mnt_id;
+        if (!fsid || !mnt)
+            continue;
         const ImageConfig *ic = image_find(fe, fsid);
-        if (!erofs_mounted_at(mnt)) {
+        if (!recorded_mount_find(fe, mnt, id_text, boot_id, where, sizeof(where), &mnt_id)) {
             log_info("fanotify: %s (%s) from the previous run is no longer mounted", mnt, fsid);
             continue;
+        }
+        if (strcmp(where, mnt) != 0) {
+            log_warn("fanotify: %s (%s) from the previous run is now mounted at %s", mnt, fsid, where);
+            mnt = where;
         }
         if (!ic) {
             log_error("fanotify: %s is mounted with image %s, which is no longer configured: NOT served, reads of "
@@ -1426,6 +1689,7 @@ static void attach_recorded_mounts(FanFrontend *fe)
         if (!job)
             break;
         job->kind = JOB_ATTACH;
+        job->mnt_id = mnt_id;
         job->image = ic;
         snprintf(job->volume, sizeof(job->volume), "%s", ic->domain_id ? ic->domain_id : ic->fsid);
         snprintf(job->mountpoint, sizeof(job->mountpoint), "%s", mnt);
@@ -1442,6 +1706,20 @@ int fanotify_control_path(const char *work_dir, char *out, size_t out_len)
     if (snprintf(out, out_len, "%s/control.sock", work_dir) >= (int)out_len)
         return -ENAMETOOLONG;
     return 0;
+}
+
+/* This boot's id: mount ids recorded in another boot mean nothing. */
+static void read_boot_id(char *out, size_t len)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+    out[0] = '\0';
+    if (f) {
+        if (fgets(out, (int)len, f))
+            out[strcspn(out, "\n")] = '\0';
+        fclose(f);
+    }
+    if (!out[0])
+        snprintf(out, len, "unknown");
 }
 
 /*
@@ -1476,10 +1754,16 @@ static int fan_start(Frontend *base)
         log_error("fanotify: cache_dir or work_dir path is too long");
         return -ENAMETOOLONG;
     }
-    if ((r = fs_mkdir_p(cfg->cache_dir, 0755)) < 0 || (r = fs_mkdir_p(fe->cache_root, 0755)) < 0 || (r = fs_mkdir_p(cfg->work_dir, 0755)) < 0) {
-        log_error("fanotify: cannot create %s, %s or %s: %s", cfg->cache_dir, fe->cache_root, cfg->work_dir, strerror(-r));
+    /* cache_dir and work_dir were checked and opened at start-up (daemon_new). */
+    fe->cache_root_fd = fs_mkdirat_private(d->cache_dir_fd, "fanotify", 0700);
+    if (fe->cache_root_fd < 0) {
+        r = fe->cache_root_fd;
+        log_error("fanotify: cache directory %s: %s%s", fe->cache_root, strerror(-r),
+                  r == -ELOOP ? " (a symlink: refused)" : r == -EPERM ? " (not owned by the daemon, or writable by "
+                  "others: refused)" : "");
         return r;
     }
+    read_boot_id(fe->boot_id, sizeof(fe->boot_id));
     if (fe->group < 0) {
         /*
          * O_RDWR event fds (FMODE_NONOTIFY) could be written without raising events.
@@ -1658,6 +1942,8 @@ static void fan_free(Frontend *base)
         drain_queued(fe);
         close(fe->group);
     }
+    if (fe->cache_root_fd >= 0)
+        close(fe->cache_root_fd);
     free(fe);
 }
 
@@ -1677,6 +1963,7 @@ int frontend_fanotify_new(Frontend **ret, Daemon *d, int group_fd)
     fe->base.ops = &fanotify_frontend_ops;
     fe->base.daemon = d;
     fe->group = group_fd;
+    fe->cache_root_fd = -1;
     loop_timer_init(&fe->backoff, group_backoff);
     *ret = &fe->base;
     return 0;

@@ -794,6 +794,184 @@ scen_enospc() {
     forget_mount "$W/cache"
 }
 
+# ---- paths the root daemon must never be tricked into (issue 11, items 4 and 5) ----
+
+# slow_server_start BLOBDIR: the scripted http-proxy blob server; sets SLOW_ADDR and SLOW_STATE.
+slow_server_start() {
+    SLOW_STATE=$W/slow-state
+    mkdir -p "$SLOW_STATE"
+    python3 "$(dirname "$0")/slow-server.py" --listen 127.0.0.1:0 --state "$SLOW_STATE" --name slow \
+        --blobs "$1" --ready "$SLOW_STATE/ready" >"$W/slow-server.log" 2>&1 &
+    PIDS+=("$!")
+    local i
+    for i in $(seq 1 100); do [ -s "$SLOW_STATE/ready" ] && break; sleep 0.1; done
+    [ -s "$SLOW_STATE/ready" ] || fail "the slow blob server did not start: $(tail -n 3 "$W/slow-server.log")"
+    SLOW_ADDR=http://$(cat "$SLOW_STATE/ready")
+}
+slow_stat() { sed -n "s/^$1 //p" "$SLOW_STATE/slow.stats" 2>/dev/null; }
+
+# Item 4: while the daemon waits for the backend during `mount`, the mount
+# point is swapped for a symlink to a root-owned directory. The mount must
+# not land there (nor anywhere else), and the daemon must not record it.
+scen_mount_race() {
+    make_tree t1 --profile small --big-mib 2 --seed 21
+    img_nydus race t1 zstd
+    slow_server_start "$W/ny-race"
+    printf '    backend: {type: http-proxy, addr: "%s"}\n' "$SLOW_ADDR" >>"$W/images.yaml"
+    daemon_start
+    mkdir -p "$W/user/m" "$W/rootdir"
+    echo "root's directory" >"$W/rootdir/file"
+    MOUNTS+=("$W/rootdir" "$W/user/m.old")     # cleanup, should the mount land there
+    touch "$SLOW_STATE/hold"
+    local out rc=0 i
+    ( rc=0; ctl mount race "$W/user/m" >"$W/race.out" 2>&1 || rc=$?; echo "$rc" >"$W/race.rc" ) &
+    for i in $(seq 1 200); do [ "$(slow_stat held)" ] && break; sleep 0.05; done
+    [ "$(slow_stat held)" ] || fail "the mount request never reached the backend"
+    mv "$W/user/m" "$W/user/m.old"
+    ln -s "$W/rootdir" "$W/user/m"
+    say "mount point swapped for a symlink to $W/rootdir while the daemon waited for the backend"
+    rm -f "$SLOW_STATE/hold"
+    for i in $(seq 1 600); do [ -s "$W/race.rc" ] && break; sleep 0.1; done
+    rc=$(cat "$W/race.rc" 2>/dev/null || echo hung)
+    out=$(cat "$W/race.out")
+    mountpoint -q "$W/rootdir" && fail "the erofs mount landed on the symlink's target $W/rootdir"
+    mountpoint -q "$W/user/m.old" && fail "the erofs mount landed on the moved directory $W/user/m.old"
+    [ "$rc" != 0 ] || fail "mount reported success although nothing is mounted where asked"
+    case "$out" in *"moved or replaced"*) ;; *) fail "the refusal does not say why: $out" ;; esac
+    say "refused: $out"
+    ctl status | grep -q '^mount ' && fail "the daemon records a mount that does not exist: $(ctl status | grep '^mount ')"
+    # A symlinked mount point is refused outright, and the real directory still works.
+    rc=0
+    out=$(printf 'mount\0race\0%s' "$W/user/m" | timeout 20 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.send(sys.stdin.buffer.read())
+print(s.recv(8192).decode())' "$W/work/control.sock" 2>&1) || rc=$?
+    case "$out" in -*symlink*) say "symlinked mount point: $(echo "$out" | tail -n 1)" ;;
+        *) fail "a mount point through a symlink was not refused: $out" ;; esac
+    rm "$W/user/m" && mv "$W/user/m.old" "$W/user/m"
+    fan_mount race "$W/user/m"
+    verify "$W/user/m" t1
+    fan_umount "$W/user/m"
+    daemon_stop
+}
+
+# Item 4: a umount that cannot find the mount where it was made (a parent
+# directory was renamed) must fail and keep serving it; only a mount that
+# is really gone is forgotten.
+scen_umount_moved() {
+    make_tree t1 --profile full --big-mib 8 --seed 22
+    img_blobdev mv t1
+    daemon_start
+    mkdir -p "$W/p/m"
+    fan_mount mv "$W/p/m"
+    MOUNTS+=("$W/q/m")
+    mv "$W/p" "$W/q"
+    mkdir -p "$W/p/m"
+    local out rc=0
+    out=$(ctl umount "$W/p/m" 2>&1) || rc=$?
+    [ "$rc" != 0 ] || fail "umount of $W/p/m reported success, but the mount is at $W/q/m (still mounted: $(mountpoint -q "$W/q/m" && echo yes || echo no))"
+    case "$out" in *"$W/q/m"*) say "refused: $out" ;; *) fail "the refusal does not say where the mount is: $out" ;; esac
+    mountpoint -q "$W/q/m" || fail "the moved mount was taken down"
+    ctl status | grep -q "^mount mv $W/q/m\$" || fail "status does not list the mount at its new place: $(ctl status | grep '^mount')"
+    drop_caches
+    verify "$W/q/m" t1      # its blobs are still marked and served: no zeros
+    # A restarted daemon finds it by its mount id, although the state file names the old path.
+    kill -KILL "$DPID"
+    wait "$DPID" 2>/dev/null || true
+    daemon_start
+    grep -q "now mounted at $W/q/m" "$DLOG" || fail "the restarted daemon did not find the moved mount"
+    ctl status | grep -q "^mount mv $W/q/m\$" || fail "after the restart, status does not list $W/q/m"
+    fan_umount "$W/q/m"
+    mountpoint -q "$W/q/m" && fail "umount at the new place left it mounted"
+    # Unmounted behind the daemon's back: that one is forgotten.
+    fan_mount mv "$W/p/m"
+    umount "$W/p/m"
+    ctl umount "$W/p/m" || fail "umount of a mount already gone was not accepted"
+    ctl status | grep -q '^mount ' && fail "a mount that is gone is still recorded"
+    daemon_stop
+}
+
+# sha256 of every file below $W/victims (the root-owned files a planted symlink points at).
+victims_sum() {
+    (cd "$W/victims" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum -- &&
+        find . -printf '%y %p %s %m %T@\n' | LC_ALL=C sort)
+}
+
+# Item 5: symlinks planted below cache_dir and work_dir are never written through.
+scen_symlinks() {
+    make_tree t1 --profile small --big-mib 2 --seed 23
+    img_plain plain t1
+    img_blobdev bd t1
+    img_nydus ny t1 zstd
+    mkdir -p "$W/victims/dir" "$W/cache/fanotify/plain" "$W/work"
+    chmod 700 "$W/cache" "$W/cache/fanotify" "$W/work"
+    echo "root's precious file" >"$W/victims/file"
+    echo "another root file" >"$W/victims/state"
+    echo "and one more" >"$W/victims/meta"
+    ln -s "$W/victims/file" "$W/cache/fanotify/plain/plain"      # the blob's cache file
+    ln -s "$W/victims/dir" "$W/cache/fanotify/bd"                # the image's directory
+    ln -s "$W/victims/state" "$W/work/fanotify-mounts"          # the state file
+    ln -s "$W/victims/meta" "$W/work/$(cat "$W/ny-ny.id").blob.meta"   # the blob meta cache
+    local before out rc=0
+    before=$(victims_sum)
+    daemon_start
+    mkdir -p "$W/m1" "$W/m2" "$W/m3"
+    out=$(ctl mount plain "$W/m1" 2>&1) || rc=$?
+    MOUNTS+=("$W/m1")
+    [ "$rc" != 0 ] || fail "mount through a planted cache-file symlink succeeded"
+    case "$out" in *symlink*) say "cache file symlink: $out" ;; *) fail "not refused as a symlink: $out" ;; esac
+    rc=0
+    out=$(ctl mount bd "$W/m2" 2>&1) || rc=$?
+    MOUNTS+=("$W/m2")
+    [ "$rc" != 0 ] || fail "mount through a planted directory symlink succeeded"
+    case "$out" in *symlink*) say "cache directory symlink: $out" ;; *) fail "not refused as a symlink: $out" ;; esac
+    fan_mount ny "$W/m3"        # writes the state file and the blob meta cache: replaced, not followed
+    verify "$W/m3" t1
+    [ "$(victims_sum)" = "$before" ] || { diff <(echo "$before") <(victims_sum); fail "a file outside the cache was changed"; }
+    [ -z "$(ls -A "$W/victims/dir")" ] || fail "files were created through the directory symlink: $(ls "$W/victims/dir")"
+    [ -f "$W/work/fanotify-mounts" ] && [ ! -L "$W/work/fanotify-mounts" ] || fail "the state file is not a plain file"
+    say "every target unchanged (sha256 of $(find "$W/victims" -type f | wc -l) files and the directory listing)"
+    fan_umount "$W/m3"
+    daemon_stop
+}
+
+# Item 5: a cache_dir or work_dir that other users can write (or reach through
+# a directory or symlink they own) is refused at start-up, with the reason.
+scen_unsafe_dirs() {
+    make_tree t1 --profile small --big-mib 1 --seed 24
+    img_blobdev ud t1
+    daemon_start    # writes cfg.yaml
+    daemon_stop
+    local out rc
+    refused() {     # CACHE_DIR WORK_DIR EXPECTED
+        sed -e "s|^cache_dir: .*|cache_dir: $1|" -e "s|^work_dir: .*|work_dir: $2|" "$W/cfg.yaml" >"$W/unsafe.yaml"
+        rc=0
+        out=$(timeout 20 "$CFN_DAEMON" --config "$W/unsafe.yaml" 2>&1) || rc=$?
+        [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "the daemon started (status $rc) with cache_dir $1, work_dir $2"
+        case "$out" in *"$3"*) say "refused: $(echo "$out" | tail -n 1 | cut -c 26-)" ;;
+            *) fail "refused without saying '$3': $out" ;; esac
+    }
+    mkdir -p "$W/shared" "$W/grp" "$W/open/inner" "$W/byother"
+    chmod 1777 "$W/shared"
+    chmod 2770 "$W/grp"
+    chmod 0777 "$W/open"
+    chown 65534 "$W/byother"
+    ln -s "$W/cache" "$W/link-by-other" && chown -h 65534 "$W/link-by-other"
+    refused "$W/shared" "$W/work" "cache_dir refused: directory $W/shared is writable by others"
+    refused "$W/cache" "$W/shared" "work_dir refused: directory $W/shared is writable by others"
+    refused "$W/grp" "$W/work" "writable by its group"
+    refused "$W/open/inner" "$W/work" "parent directory $W/open is writable by others"
+    refused "$W/byother" "$W/work" "owned by uid 65534"
+    refused "$W/link-by-other" "$W/work" "symlink $W/link-by-other is owned by uid 65534"
+    refused "$W/open/new-cache" "$W/work" "parent directory $W/open"
+    [ -e "$W/open/new-cache" ] && fail "a cache_dir was created below a directory others can write"
+    # The same directories made private are accepted.
+    chmod 0700 "$W/shared"
+    sed -e "s|^cache_dir: .*|cache_dir: $W/shared|" "$W/cfg.yaml" >"$W/cfg2.yaml" && mv "$W/cfg2.yaml" "$W/cfg.yaml"
+    daemon_start
+    daemon_stop
+}
+
 case "$SCEN" in
     plain) scen_plain ;;
     blobdev) scen_blobdev ;;
@@ -820,6 +998,11 @@ case "$SCEN" in
     shutdown-hold) scen_shutdown registry hold ;;
     hold-crash-at-stop) scen_hold_crash_at_stop ;;
     shutdown-mount) scen_shutdown_mount ;;
+
+    mount-race) scen_mount_race ;;
+    umount-moved) scen_umount_moved ;;
+    symlinks) scen_symlinks ;;
+    unsafe-dirs) scen_unsafe_dirs ;;
     *) fail "unknown scenario $SCEN" ;;
 esac
 echo "PASS: $SCEN"
