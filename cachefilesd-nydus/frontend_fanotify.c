@@ -1345,8 +1345,7 @@ static int job_resolve_mountpoint(FanJob *job)
     if (r >= 0 && (r = fd_path(job->target_fd, job->mountpoint, sizeof(job->mountpoint))) == 0)
         return 0;
     job_fail(job, r, "mount point %s: %s%s", job->mountpoint, strerror(-r),
-             r == -ELOOP ? " (it or a directory above it is a symlink: refused; pass the resolved path)"
-             : r == -ENOTDIR ? " (not a directory)" : "");
+             r == -ELOOP ? " (it or a directory above it is a symlink: refused; pass the resolved path)" : "");
     return r;
 }
 
