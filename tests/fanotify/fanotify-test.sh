@@ -912,6 +912,14 @@ scen_symlinks() {
     ln -s "$W/victims/dir" "$W/cache/fanotify/bd"                # the image's directory
     ln -s "$W/victims/state" "$W/work/fanotify-mounts"          # the state file
     ln -s "$W/victims/meta" "$W/work/$(cat "$W/ny-ny.id").blob.meta"   # the blob meta cache
+    # A stored bootstrap (image configured by its blob alone): a symlink to a
+    # copy someone else controls must not be taken for the daemon's own file.
+    mkdir -p "$W/ny-ib"
+    "$NYDUS_MKIMAGE" -z zstd -i -o "$W/ny-ib" "$W/t1" >"$W/ny-ib.id" 2>"$W/mkimage-ib.log" || fail "nydus-mkimage -i failed"
+    printf '  - fsid: ib\n    bootstrap_blob: %s\n    backend: {type: localfs, dir: %s}\n' "$(cat "$W/ny-ib.id")" \
+        "$W/ny-ib" >>"$W/images.yaml"
+    cp "$W/ny-ib/image.boot" "$W/victims/boot"
+    ln -s "$W/victims/boot" "$W/work/$(cat "$W/ny-ib.id").image.boot"
     local before out rc=0
     before=$(victims_sum)
     daemon_start
@@ -930,6 +938,10 @@ scen_symlinks() {
     [ "$(victims_sum)" = "$before" ] || { diff <(echo "$before") <(victims_sum); fail "a file outside the cache was changed"; }
     [ -z "$(ls -A "$W/victims/dir")" ] || fail "files were created through the directory symlink: $(ls "$W/victims/dir")"
     [ -f "$W/work/fanotify-mounts" ] && [ ! -L "$W/work/fanotify-mounts" ] || fail "the state file is not a plain file"
+    [ -L "$W/work/$(cat "$W/ny-ib.id").image.boot" ] && fail "the daemon took a symlinked stored bootstrap for its own"
+    fan_mount ib "$W/m4"
+    verify "$W/m4" t1
+    fan_umount "$W/m4"
     say "every target unchanged (sha256 of $(find "$W/victims" -type f | wc -l) files and the directory listing)"
     fan_umount "$W/m3"
     daemon_stop
