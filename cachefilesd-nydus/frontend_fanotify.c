@@ -7,7 +7,7 @@
  *
  * Process model (why a control socket): the daemon owns the group, and a
  * mark only takes effect for files opened after it (pre-content mode is
- * fixed at open), so the daemon must create, mark and only then mount(2)
+ * fixed at open), so the daemon must create, mark and only then mount
  * each image. `cachefilesd-nydus mount <fsid> <dir>` asks it to over the
  * control socket; the daemon records its mounts in <work_dir>/fanotify-mounts
  * so that a restarted daemon re-marks the blobs of mounts that still exist
