@@ -141,7 +141,11 @@ static int splice_link(DirWalk *w, char *todo, size_t todo_size, const char *tar
     return 0;
 }
 
-/* One step of the walk from directory `*cur` into component comp[0..len). */
+/*
+ * One step of the walk from directory `*cur` into component comp[0..len):
+ * 1 when *cur is now that directory (checked), 0 when it was a symlink
+ * (checked; `todo` now holds its target followed by `rest`), or -errno.
+ */
 static int walk_step(DirWalk *w, int *cur, const char *comp, size_t len, bool last, char *todo, size_t todo_size,
                      const char *rest, unsigned *links)
 {
