@@ -903,23 +903,27 @@ scen_symlinks() {
     img_plain plain t1
     img_blobdev bd t1
     img_nydus ny t1 zstd
-    mkdir -p "$W/victims/dir" "$W/cache/fanotify/plain" "$W/work"
-    chmod 700 "$W/cache" "$W/cache/fanotify" "$W/work"
-    echo "root's precious file" >"$W/victims/file"
-    echo "another root file" >"$W/victims/state"
-    echo "and one more" >"$W/victims/meta"
-    ln -s "$W/victims/file" "$W/cache/fanotify/plain/plain"      # the blob's cache file
-    ln -s "$W/victims/dir" "$W/cache/fanotify/bd"                # the image's directory
-    ln -s "$W/victims/state" "$W/work/fanotify-mounts"          # the state file
-    ln -s "$W/victims/meta" "$W/work/$(cat "$W/ny-ny.id").blob.meta"   # the blob meta cache
-    # A stored bootstrap (image configured by its blob alone): a symlink to a
-    # copy someone else controls must not be taken for the daemon's own file.
+    # An image configured by its blob alone: the daemon stores its bootstrap in work_dir.
     mkdir -p "$W/ny-ib"
     "$NYDUS_MKIMAGE" -z zstd -i -o "$W/ny-ib" "$W/t1" >"$W/ny-ib.id" 2>"$W/mkimage-ib.log" || fail "nydus-mkimage -i failed"
     printf '  - fsid: ib\n    bootstrap_blob: %s\n    backend: {type: localfs, dir: %s}\n' "$(cat "$W/ny-ib.id")" \
         "$W/ny-ib" >>"$W/images.yaml"
-    cp "$W/ny-ib/image.boot" "$W/victims/boot"
-    ln -s "$W/victims/boot" "$W/work/$(cat "$W/ny-ib.id").image.boot"
+    daemon_start
+    daemon_stop
+    local stored
+    stored=$(ls "$W/work/$(cat "$W/ny-ib.id")".*image.boot 2>/dev/null | head -n 1)
+    [ -f "$stored" ] || fail "the daemon stored no bootstrap for image ib in $W/work"
+    mkdir -p "$W/victims/dir" "$W/cache/fanotify/plain"
+    echo "root's precious file" >"$W/victims/file"
+    echo "another root file" >"$W/victims/state"
+    echo "and one more" >"$W/victims/meta"
+    # The stored bootstrap as a symlink to a copy someone else controls: never taken for the daemon's own.
+    mv "$stored" "$W/victims/boot"
+    ln -s "$W/victims/boot" "$stored"
+    ln -s "$W/victims/file" "$W/cache/fanotify/plain/plain"      # the blob's cache file
+    ln -s "$W/victims/dir" "$W/cache/fanotify/bd"                # the image's directory
+    ln -s "$W/victims/state" "$W/work/fanotify-mounts"          # the state file
+    ln -s "$W/victims/meta" "$W/work/$(cat "$W/ny-ny.id").blob.meta"   # the blob meta cache
     local before out rc=0
     before=$(victims_sum)
     daemon_start
@@ -935,13 +939,13 @@ scen_symlinks() {
     case "$out" in *symlink*) say "cache directory symlink: $out" ;; *) fail "not refused as a symlink: $out" ;; esac
     fan_mount ny "$W/m3"        # writes the state file and the blob meta cache: replaced, not followed
     verify "$W/m3" t1
-    [ "$(victims_sum)" = "$before" ] || { diff <(echo "$before") <(victims_sum); fail "a file outside the cache was changed"; }
-    [ -z "$(ls -A "$W/victims/dir")" ] || fail "files were created through the directory symlink: $(ls "$W/victims/dir")"
-    [ -f "$W/work/fanotify-mounts" ] && [ ! -L "$W/work/fanotify-mounts" ] || fail "the state file is not a plain file"
-    [ -L "$W/work/$(cat "$W/ny-ib.id").image.boot" ] && fail "the daemon took a symlinked stored bootstrap for its own"
+    [ -L "$stored" ] && fail "the daemon took a symlinked stored bootstrap for its own"
     fan_mount ib "$W/m4"
     verify "$W/m4" t1
     fan_umount "$W/m4"
+    [ "$(victims_sum)" = "$before" ] || { diff <(echo "$before") <(victims_sum); fail "a file outside the cache was changed"; }
+    [ -z "$(ls -A "$W/victims/dir")" ] || fail "files were created through the directory symlink: $(ls "$W/victims/dir")"
+    [ -f "$W/work/fanotify-mounts" ] && [ ! -L "$W/work/fanotify-mounts" ] || fail "the state file is not a plain file"
     say "every target unchanged (sha256 of $(find "$W/victims" -type f | wc -l) files and the directory listing)"
     fan_umount "$W/m3"
     daemon_stop
