@@ -99,6 +99,7 @@ daemon_start() {
             echo "threads: 2"
             echo "request_timeout: ${REQUEST_TIMEOUT:-30s}"
             echo "frontend: fanotify"
+            [ -z "${EXTRA_CONFIG:-}" ] || printf '%s\n' "$EXTRA_CONFIG"
             echo "images:"
             cat "$W/images.yaml"
         } >"$W/cfg.yaml"
@@ -753,8 +754,12 @@ fan_umount_after_exit() {
 # written; once space is freed the same reads succeed.
 scen_enospc() {
     command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 (e2fsprogs) is not installed"
-    make_tree t1 --profile bulk --total-mib 24 --seed 12
+    # 24 files of 1 MiB, read one chunk each (no read-ahead): about a third fit.
+    local files=() i
+    for i in $(seq -w 1 24); do files+=(--file "f$i:1048576"); done
+    make_tree t1 --profile list --seed 12 "${files[@]}"
     img_blobdev es t1
+    EXTRA_CONFIG="fanotify_readahead: 0"
     truncate -s 40M "$W/cachefs.img"
     mkfs.ext4 -q -F "$W/cachefs.img"
     mkdir -p "$W/cache"
