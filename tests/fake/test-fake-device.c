@@ -908,6 +908,42 @@ static void test_fifo_blob(void)
     free(gsrc);
 }
 
+/*
+ * A blob that stops being readable past 1 MiB after it was opened (its size
+ * is right, its reads fail): prefetch gives up after 3 failed ranges instead
+ * of asking the backend for all 32.
+ */
+static void test_prefetch_gives_up_after_failures(void)
+{
+    Env e;
+    env_init(&e);
+    char boot[128], blob[128], yaml[512];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
+    snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
+    const size_t boot_size = 5 * 4096, readable = 1u << 20, blob_size = 16u << 20;
+    uint8_t *bsrc = write_image(boot, boot_size, 2, "blob1", blob_size / 4096);
+    uint8_t *dsrc = write_image(blob, blob_size, 3, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n    prefetch: true\n", boot);
+    env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
+    int64_t copen = 0;
+    open_object(&e, 1, 1, "erofs,boot.img", "boot.img", "boot", boot_size, &copen);
+    int dfd = open_object(&e, 2, 2, "erofs,boot.img", "blob1", "blob1", blob_size, &copen);
+    CHECK_EQ_INT(copen, (int64_t)blob_size);
+    CHECK(truncate(blob, (off_t)readable) == 0);
+    /* Wait for the failures (slow under sanitizers), then long enough to see a prefetch that goes on. */
+    for (int i = 0; i < 500 && e.d->stats.prefetches < 5; i++)
+        loop_run_once(e.d->loop, 10);
+    run_for(&e, 300);
+    /* 32 ranges of 512 KiB: 2 good ones, then 3 failures (plus what was in flight), then no more. */
+    CHECK(e.d->stats.prefetches >= 5);
+    CHECK(e.d->stats.prefetches <= 8);
+    CHECK(range_equals(dfd, dsrc, 0, readable));
+    CHECK(lseek(dfd, (off_t)readable, SEEK_DATA) < 0);
+    env_stop(&e);
+    free(bsrc);
+    free(dsrc);
+}
+
 static void test_bad_config_is_reported(void)
 {
     Config *cfg = NULL;
@@ -934,6 +970,7 @@ int main(void)
     RUN(test_readahead_off);
     RUN(test_prefetch);
     RUN(test_prefetch_stops_on_failures);
+    RUN(test_prefetch_gives_up_after_failures);
     RUN(test_bad_config_is_reported);
     RUN(test_bad_image_does_not_stop_the_others);
     RUN(test_fifo_blob);
