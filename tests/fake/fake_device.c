@@ -193,3 +193,8 @@ uint32_t fake_device_completion_id(const FakeDevice *dev, size_t i)
 {
     return i < dev->n_completions ? dev->completions[i].msg_id : 0;
 }
+
+int fake_device_completion_fd(const FakeDevice *dev, size_t i)
+{
+    return i < dev->n_completions ? dev->completions[i].anon_fd : -1;
+}

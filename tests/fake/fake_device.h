@@ -37,3 +37,5 @@ unsigned fake_device_completions(const FakeDevice *dev, uint32_t msg_id);
 /* Every READ_COMPLETE sent so far, in order: how many, and the msg_id of the i-th. */
 size_t fake_device_n_completions(const FakeDevice *dev);
 uint32_t fake_device_completion_id(const FakeDevice *dev, size_t i);
+/* The anon fd the i-th READ_COMPLETE went through (-1 when there is none). */
+int fake_device_completion_fd(const FakeDevice *dev, size_t i);

@@ -155,6 +155,8 @@ static bool range_equals(int fd, const uint8_t *src, uint64_t off, uint64_t len)
 
 static bool fd_is_open(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
+#define PLAIN_SIZE (256 * 1024)
+
 static void test_plain_image(void)
 {
     Env e;
@@ -430,29 +432,43 @@ static void stall_free(Backend *b)
 
 static const BackendOps stall_ops = { .name = "stall", .submit = stall_submit, .free = stall_free };
 
+/* A data blob's bytes arrive only when the test says so: submitted to the real backend late. */
+static void stall_release(StallBackend *sb, size_t i)
+{
+    CHECK_EQ_INT(backend_submit(sb->inner, sb->held[i]), 0);
+}
+
+/*
+ * The daemon serving boot.img (one device slot: "blob1", 64 blocks) with the
+ * data blob behind a StallBackend and the given request_timeout.
+ */
+static StallBackend *env_start_stalled(Env *e, const char *timeout, uint8_t **bsrc, uint8_t **dsrc)
+{
+    char boot[128], blob[128], text[1024], err[512];
+    snprintf(boot, sizeof(boot), "%s/boot.img", e->dir);
+    snprintf(blob, sizeof(blob), "%s/blob1", e->dir);
+    *bsrc = write_image(boot, 4096 * 3, 5, "blob1", 64);
+    *dsrc = write_image(blob, 64 * 4096, 6, NULL, 0);
+    snprintf(text, sizeof(text), "cache_dir: %s/cache\nwork_dir: %s/work\nrequest_timeout: %s\nimages:\n"
+             "  - fsid: boot.img\n    bootstrap: %s\n", e->dir, e->dir, timeout, boot);
+    CHECK_EQ_INT(config_parse(&e->cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
+    CHECK_EQ_INT(daemon_new(&e->d, e->cfg, err, sizeof(err)), 0);
+    StallBackend *sb = calloc(1, sizeof(*sb));
+    sb->base.ops = &stall_ops;
+    sb->base.loop = e->d->loop;
+    CHECK_EQ_INT(backend_localfs_new(&sb->inner, e->d->loop, e->dir), 0);
+    CHECK_EQ_INT(image_registry_replace_blob_backend(e->d->images, "boot.img", &sb->base), 0);
+    e->dev = fake_device_new();
+    CHECK_EQ_INT(daemon_start_cachefiles(e->d, fake_device_base(e->dev)), 0);
+    return sb;
+}
+
 static void test_deadline(void)
 {
     Env e;
     env_init(&e);
-    char boot[128], blob[128], yaml[640];
-    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
-    snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
-    uint8_t *bsrc = write_image(boot, 4096 * 3, 5, "blob1", 64);
-    uint8_t *dsrc = write_image(blob, 64 * 4096, 6, NULL, 0);
-    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n", boot);
-    /* env_start sets a 5 s deadline; use a short one here. */
-    char text[1024], err[512];
-    snprintf(text, sizeof(text), "cache_dir: %s/cache\nwork_dir: %s/work\nrequest_timeout: 200ms\nimages:\n%s", e.dir,
-             e.dir, yaml);
-    CHECK_EQ_INT(config_parse(&e.cfg, "t.yaml", text, strlen(text), err, sizeof(err)), 0);
-    CHECK_EQ_INT(daemon_new(&e.d, e.cfg, err, sizeof(err)), 0);
-    StallBackend *sb = calloc(1, sizeof(*sb));
-    sb->base.ops = &stall_ops;
-    sb->base.loop = e.d->loop;
-    CHECK_EQ_INT(backend_localfs_new(&sb->inner, e.d->loop, e.dir), 0);
-    CHECK_EQ_INT(image_registry_replace_blob_backend(e.d->images, "boot.img", &sb->base), 0);
-    e.dev = fake_device_new();
-    CHECK_EQ_INT(daemon_start_cachefiles(e.d, fake_device_base(e.dev)), 0);
+    uint8_t *bsrc, *dsrc;
+    StallBackend *sb = env_start_stalled(&e, "200ms", &bsrc, &dsrc);
 
     int64_t copen = 0;
     open_object(&e, 1, 1, "erofs,boot.img", "blob1", "blob1", 64 * 4096, &copen);
@@ -954,6 +970,239 @@ static void test_bad_config_is_reported(void)
     CHECK(strstr(err, "images[0].fsid") != NULL);
 }
 
+/* ---- kernel-protocol corner cases ---- */
+
+/* The daemon with plain.img (PLAIN_SIZE bytes) open as object 7 through the returned fd. */
+static int env_start_plain(Env *e, uint8_t **src)
+{
+    char path[128], yaml[512];
+    snprintf(path, sizeof(path), "%s/plain.img", e->dir);
+    *src = write_image(path, PLAIN_SIZE, 11, NULL, 0);
+    snprintf(yaml, sizeof(yaml), "  - fsid: plain.img\n    bootstrap: %s\n", path);
+    env_start(e, yaml);
+    int64_t copen = 0;
+    int fd = open_object(e, 1, 7, "erofs,plain.img", "plain.img", "plain", PLAIN_SIZE, &copen);
+    CHECK_EQ_INT(copen, PLAIN_SIZE);
+    return fd;
+}
+
+/* An OPEN the daemon must refuse with `want`: its anon fd is closed and no object exists. */
+static void check_open_refused(Env *e, uint32_t msg_id, uint32_t object_id, const char *volume,
+                               const char *cookie, int64_t want)
+{
+    int64_t copen = 0;
+    int fd = open_object(e, msg_id, object_id, volume, cookie, "refused", 4096, &copen);
+    if (copen != want)
+        fprintf(stderr, "OPEN volume='%s' cookie='%s': copen %" PRId64 ", expected %" PRId64 "\n",
+                volume, cookie, copen, want);
+    CHECK_EQ_INT(copen, want);
+    CHECK(!fd_is_open(fd));
+    /* No object behind that id: a READ for it is never answered through any fd. */
+    size_t before = fake_device_n_completions(e->dev);
+    fake_device_push_read(e->dev, msg_id + 1000, object_id, 0, 4096);
+    run_for(e, 30);
+    CHECK_EQ_INT(fake_device_n_completions(e->dev), before);
+}
+
+/*
+ * Keys are names the kernel got from a mount option: "..", "/", spaces and
+ * control bytes must never reach a path. Printable ones find no image
+ * (-ENOENT); control bytes make the message malformed (-EINVAL).
+ */
+static void test_hostile_keys(void)
+{
+    Env e;
+    env_init(&e);
+    uint8_t *src;
+    env_start_plain(&e, &src);
+    uint32_t id = 100;
+    static const char *const cookies[] = { "..", ".", "../plain.img", "plain.img/..", "/plain.img",
+                                           "sub/plain.img", "plain img", " plain.img", "plain.img " };
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(cookies); i++, id++)
+        check_open_refused(&e, id, id, "erofs,plain.img", cookies[i], -ENOENT);
+    static const char *const volumes[] = { "erofs,..", "erofs,../plain.img", "erofs,/plain.img",
+                                           "erofs,plain.img/..", "erofs, plain.img", "erofs,plain img",
+                                           "../erofs,plain.img", "erofs" };
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(volumes); i++, id++)
+        check_open_refused(&e, id, id, volumes[i], "plain.img", -ENOENT);
+
+    uint64_t bad = e.d->stats.bad_messages;
+    static const char *const ctl_cookies[] = { "plain\x01img", "plain.img\n", "\x1b[2Jplain.img", "plain\x7f" };
+    for (size_t i = 0; i < CFN_ARRAY_SIZE(ctl_cookies); i++, id++)
+        check_open_refused(&e, id, id, "erofs,plain.img", ctl_cookies[i], -EINVAL);
+    check_open_refused(&e, id, id, "erofs,plain\timg", "plain.img", -EINVAL);
+    id++;
+    CHECK_EQ_INT(e.d->stats.bad_messages, bad + CFN_ARRAY_SIZE(ctl_cookies) + 1);
+
+    /* Nothing was created next to the cache directory from those names. */
+    char path[160];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/plain img", e.dir);
+    CHECK(stat(path, &st) < 0 && errno == ENOENT);
+    env_stop(&e);
+    free(src);
+}
+
+/* An OPEN message with the given raw key sizes and `payload` bytes of keys after the headers. */
+static void push_open_sizes(Env *e, uint32_t msg_id, uint32_t object_id, uint32_t vsize, uint32_t csize,
+                            const char *payload, size_t payload_len, int fd)
+{
+    uint8_t m[CACHEFILES_MSG_MAX_SIZE];
+    struct cachefiles_msg_hdr h = { .msg_id = msg_id, .opcode = CACHEFILES_OP_OPEN,
+                                    .len = (uint32_t)(32 + payload_len), .object_id = object_id };
+    struct cachefiles_open_hdr oh = { .volume_key_size = vsize, .cookie_key_size = csize, .fd = (uint32_t)fd };
+    memcpy(m, &h, sizeof(h));
+    memcpy(m + 16, &oh, sizeof(oh));
+    memcpy(m + 32, payload, payload_len);
+    fake_device_push_raw(e->dev, m, h.len);
+}
+
+/* Key sizes whose 32-bit sum wraps around to the payload size are refused, never trusted. */
+static void test_key_sizes_overflow(void)
+{
+    Env e;
+    env_init(&e);
+    uint8_t *src;
+    env_start_plain(&e, &src);
+    static const char payload[] = "erofs,plain.img\0plain.img";    /* 16 + 9 bytes */
+    enum { PLEN = sizeof(payload) - 1 };
+    const size_t plen = PLEN;
+    static const uint32_t sizes[][2] = {     /* each sum is PLEN modulo 2^32 */
+        { 0xffffffffu, PLEN + 1 },
+        { 0xfffffff0u, PLEN + 16 },
+        { 0x80000000u, 0x80000000u + PLEN },
+        { 0, PLEN },                        /* the sum matches, the volume key is empty */
+        { PLEN, 0 },                        /* ... the cookie key is empty */
+    };
+    uint64_t bad = e.d->stats.bad_messages;
+    for (uint32_t i = 0; i < CFN_ARRAY_SIZE(sizes); i++) {
+        int fd = open_cache_file(&e, "overflow", 4096);
+        push_open_sizes(&e, 20 + i, 20 + i, sizes[i][0], sizes[i][1], payload, plen, fd);
+        int64_t copen = 0;
+        run_until_copen(&e, 20 + i, &copen);
+        CHECK_EQ_INT(copen, -EINVAL);
+        CHECK(!fd_is_open(fd));
+    }
+    CHECK_EQ_INT(e.d->stats.bad_messages, bad + CFN_ARRAY_SIZE(sizes));
+    /* The right sizes for the same bytes open the object. */
+    int fd = open_cache_file(&e, "right", PLAIN_SIZE);
+    push_open_sizes(&e, 30, 30, 16, (uint32_t)(plen - 16), payload, plen, fd);
+    int64_t copen = 0;
+    run_until_copen(&e, 30, &copen);
+    CHECK_EQ_INT(copen, PLAIN_SIZE);
+    env_stop(&e);
+    free(src);
+}
+
+/* A second OPEN of an object id that is live fails with EALREADY; the first object keeps working. */
+static void test_duplicate_open(void)
+{
+    Env e;
+    env_init(&e);
+    uint8_t *src;
+    int fd = env_start_plain(&e, &src);
+    int64_t copen = 0;
+    int fd2 = open_object(&e, 2, 7, "erofs,plain.img", "plain.img", "plain2", PLAIN_SIZE, &copen);
+    CHECK_EQ_INT(copen, -EALREADY);
+    CHECK(!fd_is_open(fd2));
+    CHECK(fd_is_open(fd));
+
+    fake_device_push_read(e.dev, 3, 7, 0, 4096);
+    run_until_completed(&e, 3, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 3), 1);
+    CHECK_EQ_INT(fake_device_completion_fd(e.dev, fake_device_n_completions(e.dev) - 1), fd);
+    CHECK(range_equals(fd, src, 0, 4096));
+    env_stop(&e);
+    free(src);
+}
+
+/*
+ * READs of length 0 and past EOF: a zero-length READ (even at the end) is
+ * completed at once without fetching; one reaching past the end is
+ * completed as a failure (the kernel then returns EIO) and writes nothing.
+ */
+static void test_read_lengths_and_eof(void)
+{
+    Env e;
+    env_init(&e);
+    uint8_t *src;
+    int fd = env_start_plain(&e, &src);
+    uint64_t failures = e.d->stats.read_failures;
+    CacheStats before = cache_service_stats(e.d->cache);
+
+    fake_device_push_read(e.dev, 2, 7, 0, 0);
+    fake_device_push_read(e.dev, 3, 7, PLAIN_SIZE, 0);
+    fake_device_push_read(e.dev, 4, 7, PLAIN_SIZE, 4096);
+    fake_device_push_read(e.dev, 5, 7, PLAIN_SIZE - 4096, 8192);
+    fake_device_push_read(e.dev, 6, 7, 1ull << 62, 1ull << 62);
+    fake_device_push_read(e.dev, 7, 7, UINT64_MAX, 0);
+    run_until_completed(&e, 7, 1);
+    run_for(&e, 50);
+    for (uint32_t id = 2; id <= 7; id++)
+        CHECK_EQ_INT(fake_device_completions(e.dev, id), 1);
+    CacheStats after = cache_service_stats(e.d->cache);
+    CHECK_EQ_INT(after.fetches - before.fetches, 0);
+    CHECK_EQ_INT(e.d->stats.read_failures, failures + 4);       /* 4 to 7 */
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && st.st_size == PLAIN_SIZE);
+    CHECK_EQ_INT(bytes_present(fd, 0, PLAIN_SIZE), 0);
+
+    /* The last page still reads right. */
+    fake_device_push_read(e.dev, 8, 7, PLAIN_SIZE - 4096, 4096);
+    run_until_completed(&e, 8, 1);
+    CHECK(range_equals(fd, src, PLAIN_SIZE - 4096, 4096));
+    env_stop(&e);
+    free(src);
+}
+
+/*
+ * CLOSE while a READ's fetch is in flight, then the kernel reuses the object
+ * id for a new OPEN: when the old fetch lands, no completion may reach the
+ * new object (its fd, its msg ids); the new object's own READ is answered
+ * once, through its own fd, with the right bytes.
+ */
+static void test_id_reused_after_close(void)
+{
+    Env e;
+    env_init(&e);
+    uint8_t *bsrc, *dsrc;
+    StallBackend *sb = env_start_stalled(&e, "5s", &bsrc, &dsrc);
+    int64_t copen = 0;
+    int old_fd = open_object(&e, 1, 1, "erofs,boot.img", "blob1", "blob1-old", 64 * 4096, &copen);
+    CHECK_EQ_INT(copen, 64 * 4096);
+    fake_device_push_read(e.dev, 2, 1, 0, 4096);
+    run_for(&e, 50);
+    CHECK_EQ_INT(sb->n_held, 1);
+
+    fake_device_push_close(e.dev, 1);
+    run_for(&e, 50);
+    int new_fd = open_object(&e, 3, 1, "erofs,boot.img", "blob1", "blob1-new", 64 * 4096, &copen);
+    CHECK_EQ_INT(copen, 64 * 4096);
+    size_t completions = fake_device_n_completions(e.dev);
+
+    /* The old fetch lands: nothing is completed, least of all through the new fd. */
+    stall_release(sb, 0);
+    run_for(&e, 200);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 2), 0);
+    CHECK_EQ_INT(fake_device_n_completions(e.dev), completions);
+    CHECK(!fd_is_open(old_fd));
+
+    /* The new object's READ: answered once, through the new fd, with the blob's bytes. */
+    fake_device_push_read(e.dev, 4, 1, 0, 4096);
+    run_for(&e, 100);
+    for (size_t i = 1; i < sb->n_held; i++)
+        stall_release(sb, i);
+    run_until_completed(&e, 4, 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 4), 1);
+    CHECK_EQ_INT(fake_device_completions(e.dev, 2), 0);
+    CHECK_EQ_INT(fake_device_n_completions(e.dev), completions + 1);
+    CHECK_EQ_INT(fake_device_completion_fd(e.dev, completions), new_fd);
+    CHECK(range_equals(new_fd, dsrc, 0, 4096));
+    env_stop(&e);
+    free(bsrc);
+    free(dsrc);
+}
+
 int main(void)
 {
     cfn_log_set_level(getenv("CFN_TEST_DEBUG") ? CFN_LOG_DEBUG : CFN_LOG_INFO);
@@ -963,6 +1212,11 @@ int main(void)
     RUN(test_huge_device_slot);
     RUN(test_malformed_messages);
     RUN(test_deadline);
+    RUN(test_hostile_keys);
+    RUN(test_key_sizes_overflow);
+    RUN(test_duplicate_open);
+    RUN(test_read_lengths_and_eof);
+    RUN(test_id_reused_after_close);
     RUN(test_nydus_fixture);
     RUN(test_nydus_fixture_corrupt_chunk);
     RUN(test_takeover_restores);
