@@ -219,6 +219,23 @@ int config_parse_number(const char *s, uint64_t *out)
         for (const char *key = scalar(yaml_document_get_node(&(p)->doc, _pair->key)); key; key = NULL) \
             for (yaml_node_t *val = yaml_document_get_node(&(p)->doc, _pair->value); val; val = NULL)
 
+/*
+ * YAML requires the keys of a mapping to be unique; libyaml does not check.
+ * A repeated key would silently override (or leak) what the first one set.
+ * Only the pairs before `pair` are compared: the loops stop at the first
+ * unknown key, so this stays cheap on hostile files.
+ */
+static bool key_repeated(Parser *p, const yaml_node_t *map, const yaml_node_pair_t *pair)
+{
+    const char *key = scalar(yaml_document_get_node(&p->doc, pair->key));
+    for (const yaml_node_pair_t *q = map->data.mapping.pairs.start; key && q < pair; q++) {
+        const char *k = scalar(yaml_document_get_node(&p->doc, q->key));
+        if (k && strcmp(k, key) == 0)
+            return true;
+    }
+    return false;
+}
+
 void config_node_clear(ConfigNode *n)
 {
     for (size_t i = 0; i < n->n_items; i++)
@@ -266,6 +283,8 @@ static int capture_node(Parser *p, yaml_node_t *n, const char *path, unsigned de
                 return fail(p, n, path, "keys must be strings");
             char sub[256];
             snprintf(sub, sizeof(sub), "%.120s.%.120s", path, key);
+            if (key_repeated(p, n, pair))
+                return fail(p, n, sub, "duplicate key");
             out->n_items = i + 1;
             out->items[i].key = strdup(key);
             if (!out->items[i].key)
@@ -352,6 +371,8 @@ static int parse_image(Parser *p, yaml_node_t *map, const char *path, ImageConfi
     FOR_EACH_PAIR(p, map, key, val) {
         int r;
         snprintf(sub, sizeof(sub), "%.100s.%.100s", path, key);
+        if (key_repeated(p, map, _pair))
+            return fail(p, val, sub, "duplicate key");
         if (strcmp(key, "fsid") == 0) {
             r = get_name(p, val, sub, &img->fsid);
         } else if (strcmp(key, "domain_id") == 0) {
@@ -424,6 +445,8 @@ static int parse_root(Parser *p, Config *cfg)
     FOR_EACH_PAIR(p, root, key, val) {
         int r;
         uint64_t v = 0;
+        if (key_repeated(p, root, _pair))
+            return fail(p, val, key, "duplicate key");
         if (strcmp(key, "cache_dir") == 0) {
             r = get_path(p, val, key, &cfg->cache_dir);
         } else if (strcmp(key, "work_dir") == 0) {

@@ -137,6 +137,23 @@ static void test_max_blob_size(void)
     expect_error("cache_dir: /c\nmax_blob_size: 32768GiB\n", "max_blob_size", "out of range");
 }
 
+/* A key given twice in one mapping is refused (it used to override silently, or leak the first list). */
+static void test_duplicate_keys(void)
+{
+    expect_error("cache_dir: /c\ncache_dir: /d\n", "t.yaml:2:12: cache_dir", "duplicate key");
+    expect_error("cache_dir: /c\nimages: []\nimages: []\n", "t.yaml:3:9: images", "duplicate key");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n    fsid: b\n",
+                 "images[0].fsid", "duplicate key");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n    blobs: [x]\n    blobs: [y]\n",
+                 "images[0].blobs", "duplicate key");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n"
+                 "    backend: {type: localfs, dir: /d}\n    backend: {type: localfs, dir: /e}\n",
+                 "images[0].backend", "duplicate key");
+    expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n"
+                 "    backend: {type: registry, host: a.example, repo: r, host: b.example}\n",
+                 "images[0].backend.host", "duplicate key");
+}
+
 static void test_units(void)
 {
     uint64_t v;
@@ -160,6 +177,7 @@ int main(void)
     RUN(test_minimal_and_defaults);
     RUN(test_full);
     RUN(test_errors);
+    RUN(test_duplicate_keys);
     RUN(test_units);
     RUN(test_alias_bomb);
     RUN(test_max_blob_size);
