@@ -616,8 +616,14 @@ static int xfer_store_header(HttpXfer *x, const char *name, size_t nlen, const c
     if (IS("Location")) {
         if (x->resp.location || vlen >= HTTP_MAX_LOCATION)
             return -EPROTO;
-        x->resp.location = strndup(val, vlen);
-        return x->resp.location ? 0 : -ENOMEM;
+        /* curl's header data is not NUL-terminated: copy exactly vlen bytes (no str* reads). */
+        char *loc = malloc(vlen + 1);
+        if (!loc)
+            return -ENOMEM;
+        memcpy(loc, val, vlen);
+        loc[vlen] = '\0';
+        x->resp.location = loc;
+        return 0;
     }
     if (IS("WWW-Authenticate")) {
         size_t old = x->resp.www_authenticate ? strlen(x->resp.www_authenticate) : 0;
