@@ -179,6 +179,166 @@ body += toc + tar("rafs.blob.toc", len(toc))
 out("toc", "digest-raw", bytes(body))
 out("toc", "bare-image-boot", b"\x77" * 16 + boot + tar("image.boot", len(boot)))
 
+# ---- cachefiles-msg: one read() of /dev/cachefiles ----------------------------
+def cf_msg(msg_id, opcode, object_id, body=b"", length=None):
+    n = 16 + len(body)
+    return struct.pack("<IIII", msg_id, opcode, n if length is None else length, object_id) + body
+
+
+def cf_open(vkey, ckey, fd=5, flags=0, vsize=None, csize=None):
+    hdr = struct.pack("<IIII", len(vkey) if vsize is None else vsize,
+                      len(ckey) if csize is None else csize, fd, flags)
+    return cf_msg(1, 0, 7, hdr + vkey + ckey)
+
+
+out("cachefiles-msg", "open", cf_open(b"erofs,myimage\0", b"myimage"))
+out("cachefiles-msg", "open-domain", cf_open(b"erofs,domain\0", b"blob-0123"))
+out("cachefiles-msg", "open-dotdot", cf_open(b"erofs,..\0", b"../../etc"))
+out("cachefiles-msg", "open-space-ctl", cf_open(b"erofs,a b\0", b"x\x01y\x7f"))
+out("cachefiles-msg", "open-key-overflow", cf_open(b"erofs,x\0", b"y", vsize=0xffffffff, csize=10))
+out("cachefiles-msg", "open-bad-fd", cf_open(b"erofs,x\0", b"y", fd=0xffffffff))
+out("cachefiles-msg", "open-no-nul", cf_open(b"erofs,xy", b"y"))
+out("cachefiles-msg", "close", cf_msg(3, 1, 7))
+out("cachefiles-msg", "read", cf_msg(4, 2, 7, struct.pack("<QQ", 4096, 65536)))
+out("cachefiles-msg", "read-len0", cf_msg(5, 2, 7, struct.pack("<QQ", 4096, 0)))
+out("cachefiles-msg", "read-overflow", cf_msg(6, 2, 7, struct.pack("<QQ", 2**64 - 4096, 8192)))
+out("cachefiles-msg", "bad-len", cf_msg(7, 2, 7, struct.pack("<QQ", 0, 1), length=1000))
+out("cachefiles-msg", "bad-opcode", cf_msg(8, 3, 7))
+
+# ---- fanotify-event: one read() of a fanotify group -----------------------------
+FAN_PRE_ACCESS, FAN_OPEN_PERM, FAN_Q_OVERFLOW = 0x00100000, 0x00010000, 0x00004000
+
+
+def fan_event(mask, fd=4, pid=100, records=b"", vers=3, mlen=24, elen=None):
+    n = 24 + len(records)
+    return struct.pack("<IBBHQii", n if elen is None else elen, vers, 0, mlen, mask, fd, pid) + records
+
+
+def fan_range(off, count, rlen=24, rtype=6):
+    return struct.pack("<BBHIQQ", rtype, 0, rlen, 0, off, count)
+
+
+out("fanotify-event", "pre-access", fan_event(FAN_PRE_ACCESS, records=fan_range(0, 4096)))
+out("fanotify-event", "two-events", fan_event(FAN_PRE_ACCESS, records=fan_range(8192, 100)) +
+    fan_event(FAN_OPEN_PERM))
+out("fanotify-event", "unknown-record", fan_event(FAN_PRE_ACCESS, records=struct.pack("<BBH", 1, 0, 12) +
+    bytes(8) + fan_range(0, 1)))
+out("fanotify-event", "overflow", fan_event(FAN_Q_OVERFLOW, fd=-1))
+out("fanotify-event", "range-overflow", fan_event(FAN_PRE_ACCESS, records=fan_range(2**63, 2**63)))
+out("fanotify-event", "short-range", fan_event(FAN_PRE_ACCESS, records=fan_range(0, 1)[:20]))
+out("fanotify-event", "bad-event-len", fan_event(FAN_PRE_ACCESS, elen=4000) + fan_event(FAN_OPEN_PERM))
+out("fanotify-event", "bad-version", fan_event(FAN_OPEN_PERM, vers=2))
+out("fanotify-event", "big-metadata", fan_event(FAN_OPEN_PERM, mlen=32, records=bytes(8)))
+
+# ---- config: YAML files --------------------------------------------------------
+out("config", "readme", b"""cache_dir: /var/cache/fscache
+images:
+  - fsid: myimage                      # mount -o fsid=myimage
+    bootstrap: /srv/images/myimage.erofs
+    backend: {type: localfs, dir: /srv/blobs}
+""")
+out("config", "all-keys", b"""cache_dir: /c
+work_dir: /w
+tag: t1
+threads: 4
+read_window: 1MiB
+merge_limit: 4MiB
+max_inflight: 64MiB
+request_timeout: 30s
+raw_chunk_size: 1MiB
+verify: false
+readahead: 0
+fanotify_readahead: 16MiB
+frontend: fanotify
+images:
+  - fsid: a
+    domain_id: d
+    bootstrap: /b
+    prefill_bootstrap: true
+    prefetch: true
+    blobs: [blob-0, blob-1]
+    backend: {type: localfs, dir: /blobs}
+""")
+out("config", "registry", b"""cache_dir: /c
+images:
+  - fsid: layer0
+    bootstrap_blob: f999683eacaa865e4220e688ec427401963defb5a6d61c0c96002bcb74e6d42a
+    backend:
+      type: registry
+      scheme: https
+      host: registry.example.com
+      repo: library/app
+      auth: dXNlcjpwYXNz
+      timeout: 30
+      proxy: {url: "http://127.0.0.1:65001", fallback: true}
+      mirrors: [{host: "http://mirror.local:5000"}]
+  - fsid: s3img
+    bootstrap: /b
+    backend: {type: s3, endpoint: s3.example.com, region: us-east-1, bucket_name: b, object_prefix: p/}
+  - fsid: ossimg
+    bootstrap: /b
+    backend: {type: oss, endpoint: oss.example.com, bucket_name: b}
+  - fsid: proxyimg
+    bootstrap: /b
+    backend: {type: http-proxy, addr: /run/p.sock, path: /blobs}
+""")
+out("config", "errors", b"cache_dir: /c\nthreads: 0\nimages:\n  - fsid: ../x\n    bootstrap: /b\n")
+out("config", "anchors", b"cache_dir: &c /c\nwork_dir: *c\nimages: []\n")
+out("config", "flow-json", b'{"cache_dir": "/c", "images": [{"fsid": "x", "bootstrap": "/b"}]}\n')
+out("config", "tags-doc", b"%YAML 1.1\n---\ncache_dir: !!str /c\nverify: !!bool yes\n...\n")
+
+# ---- json: registry token responses and docker config.json -------------------------
+out("json", "token", b'{"token":"eyJhbGciOiJSUzI1NiJ9.e30.c2ln","access_token":"eyJ","expires_in":300,'
+    b'"issued_at":"2024-01-01T00:00:00Z"}')
+out("json", "dockercfg", b'{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNz"},'
+    b'"registry.example.com":{"auth":"","identitytoken":"refresh-\\u00e9\\ud83d\\ude00"}}}')
+out("json", "values", b' [1, -0.5, 1e308, 18446744073709551615, 18446744073709551616, true, false, null,'
+    b' "\\"\\\\\\/\\b\\f\\n\\r\\t", {}, []] ')
+out("json", "deep", b'{"a":' * 31 + b'{}' + b'}' * 31)
+out("json", "too-deep", b'[' * 40 + b']' * 40)
+out("json", "utf8", '{"k\u00e9y":"\u4e2d\u6587 \U0001f600"}'.encode())
+out("json", "dup-keys", b'{"auths":{"docker.io":{"auth":"YQ=="}},"auths":1}')
+out("json", "bad-surrogate", b'{"a":"\\ud800"}')
+
+# ---- www-authenticate: header values -----------------------------------------------
+for name, v in {
+    "bearer": 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+              'scope="repository:library/ubuntu:pull"',
+    "basic": 'Basic realm="Registry Realm"',
+    "two": 'Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"',
+    "token68": 'Negotiate YWJjZGVm==, Bearer realm=x',
+    "error": 'Bearer realm="https://a/t",error="invalid_token",error_description="expired"',
+    "empty-elements": ', ,Basic realm=a,, ,',
+    "dup-param": 'Bearer realm=a, realm=b',
+}.items():
+    out("www-authenticate", name, v.encode())
+
+# ---- http-headers: flags, range offset (8), range length (4), header lines, body -------
+def http_seed(flags, off, length, head, body=b""):
+    return struct.pack("<BQI", flags, off, length - 1) + head + b"\r\n" + body
+
+
+RANGED, HEAD, BUF = 1, 2, 4
+out("http-headers", "206", http_seed(RANGED, 100, 10, b"HTTP/1.1 206 Partial Content\r\n"
+    b"Content-Range: bytes 100-109/1000\r\nContent-Length: 10\r\n", b"0123456789"))
+out("http-headers", "206-h2-short-object", http_seed(RANGED, 100, 10, b"HTTP/2 206\r\n"
+    b"content-range: bytes 100-104/105\r\n", b"01234"))
+out("http-headers", "200-whole", http_seed(RANGED, 0, 10, b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n",
+    b"0123456789"))
+out("http-headers", "100-then-206", http_seed(RANGED, 0, 4, b"HTTP/1.1 100 Continue\r\n\r\n"
+    b"HTTP/1.1 206 OK\r\nContent-Range: bytes 0-3/*\r\n", b"abcd"))
+out("http-headers", "401", http_seed(RANGED, 0, 4, b"HTTP/1.1 401 Unauthorized\r\n"
+    b'WWW-Authenticate: Bearer realm="https://auth.example.com/token",service="r"\r\n'
+    b'WWW-Authenticate: Basic realm="r"\r\n', b'{"errors":[]}'))
+out("http-headers", "307", http_seed(RANGED, 0, 4, b"HTTP/1.1 307 Temporary Redirect\r\n"
+    b"Location: https://bucket.s3.example.com/blob?X-Amz-Signature=abc\r\n"))
+out("http-headers", "429", http_seed(RANGED, 0, 4, b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7200\r\n"))
+out("http-headers", "head", http_seed(HEAD, 0, 1, b"HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n"))
+out("http-headers", "token-body", http_seed(BUF, 0, 64, b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+    b'{"token":"t"}'))
+out("http-headers", "bad-range", http_seed(RANGED, 5, 4, b"HTTP/1.1 206 OK\r\n"
+    b"Content-Range: bytes 5-8/8\r\nContent-Length: 4\r\nContent-Length: 5\r\n", b"abcd"))
+
 # ---- images from nydus-mkimage ---------------------------------------------------
 if MKIMAGE:
     import shutil
