@@ -54,6 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r < 0) {
         FUZZ_ASSERT(r == -EBADMSG);
         FUZZ_ASSERT(why[0] != '\0' && strnlen(why, sizeof(why)) < sizeof(why));
+        /* Only an OPEN with an intact header hands back an fd to close. */
+        uint32_t opcode = 0;
+        if (size >= 8)
+            memcpy(&opcode, data + 4, sizeof(opcode));
+        if (size < 32 || opcode != CACHEFILES_OP_OPEN)
+            FUZZ_ASSERT(open_fd == -1);
         fuzz_note("message rejected", why);
         return 0;
     }
