@@ -10,9 +10,11 @@ Inputs the fuzzers found are kept next to these seeds (found-*).
 """
 import hashlib
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 args = sys.argv[1:]
@@ -339,10 +341,30 @@ out("http-headers", "token-body", http_seed(BUF, 0, 64, b"HTTP/1.1 200 OK\r\nCon
 out("http-headers", "bad-range", http_seed(RANGED, 5, 4, b"HTTP/1.1 206 OK\r\n"
     b"Content-Range: bytes 5-8/8\r\nContent-Length: 4\r\nContent-Length: 5\r\n", b"abcd"))
 
+# ---- erofs-image / erofs-datamap: plain erofs images from mkfs.erofs ----------------
+out("erofs-image", "rafs-fixture-head", boot[:4096])
+out("erofs-image", "rafs-fixture-two-blobs",
+    open(os.path.join(HERE, "corpus", "rafs-bootstrap", "two-blobs"), "rb").read()[:0x1200])
+if shutil.which("mkfs.erofs"):
+    tmp = tempfile.mkdtemp()
+    src = os.path.join(tmp, "src")
+    os.makedirs(os.path.join(src, "dir", "sub"))
+    open(os.path.join(src, "small"), "wb").write(b"hello\n")
+    open(os.path.join(src, "dir", "two-blocks"), "wb").write(bytes(range(256)) * 40)
+    open(os.path.join(src, "dir", "sub", "tail"), "wb").write(b"x" * 5000)
+    os.symlink("small", os.path.join(src, "link"))
+    fixed = ["-T0", "-U00000000-0000-0000-0000-000000000001", "--all-root", "-x-1"]
+    for name, opts in {"flat": [], "chunked": ["--chunksize=4096"], "lz4": ["-zlz4"]}.items():
+        img = os.path.join(tmp, name + ".erofs")
+        subprocess.run(["mkfs.erofs", "--quiet"] + fixed + opts + [img, src], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        data = open(img, "rb").read()
+        out("erofs-datamap", name, data)
+        out("erofs-image", "mkfs-" + name, data[:4096])
+    shutil.rmtree(tmp)
+
 # ---- images from nydus-mkimage ---------------------------------------------------
 if MKIMAGE:
-    import shutil
-    import tempfile
     tmp = tempfile.mkdtemp()
     src = os.path.join(tmp, "src")
     os.makedirs(os.path.join(src, "sub"))
