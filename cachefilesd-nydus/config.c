@@ -222,8 +222,9 @@ int config_parse_number(const char *s, uint64_t *out)
 /*
  * YAML requires the keys of a mapping to be unique; libyaml does not check.
  * A repeated key would silently override (or leak) what the first one set.
- * Only the pairs before `pair` are compared: the loops stop at the first
- * unknown key, so this stays cheap on hostile files.
+ * Only the pairs before `pair` are compared. The typed loops (top level,
+ * images[]) stop at the first unknown key and captured mappings hold at
+ * most 256 entries, so this stays cheap on hostile files.
  */
 static bool key_repeated(Parser *p, const yaml_node_t *map, const yaml_node_pair_t *pair)
 {
@@ -284,7 +285,7 @@ static int capture_node(Parser *p, yaml_node_t *n, const char *path, unsigned de
             char sub[256];
             snprintf(sub, sizeof(sub), "%.120s.%.120s", path, key);
             if (key_repeated(p, n, pair))
-                return fail(p, n, sub, "duplicate key");
+                return fail(p, yaml_document_get_node(&p->doc, pair->key), sub, "duplicate key");
             out->n_items = i + 1;
             out->items[i].key = strdup(key);
             if (!out->items[i].key)

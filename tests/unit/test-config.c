@@ -151,7 +151,7 @@ static void test_duplicate_keys(void)
                  "images[0].backend", "duplicate key");
     expect_error("cache_dir: /c\nimages:\n  - fsid: a\n    bootstrap: /b\n"
                  "    backend: {type: registry, host: a.example, repo: r, host: b.example}\n",
-                 "images[0].backend.host", "duplicate key");
+                 "t.yaml:5:57: images[0].backend.host", "duplicate key");
 }
 
 static void test_units(void)
