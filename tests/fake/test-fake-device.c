@@ -438,6 +438,13 @@ static void stall_release(StallBackend *sb, size_t i)
     CHECK_EQ_INT(backend_submit(sb->inner, sb->held[i]), 0);
 }
 
+/* Run the loop until the stalled backend holds `n` reads or 5 s passed (busy machines, sanitizers). */
+static void run_until_held(Env *e, StallBackend *sb, size_t n)
+{
+    for (int i = 0; i < 500 && sb->n_held < n; i++)
+        loop_run_once(e->d->loop, 10);
+}
+
 /*
  * The daemon serving boot.img (one device slot: "blob1", 64 blocks) with the
  * data blob behind a StallBackend and the given request_timeout.
@@ -490,7 +497,7 @@ static void test_deadline(void)
 
     /* A later READ of the same range tries again (the chunk went back to missing). */
     fake_device_push_read(e.dev, 3, 1, 0, 4096);
-    run_for(&e, 50);
+    run_until_held(&e, sb, 2);
     CHECK_EQ_INT(sb->n_held, 2);
     sb->held[1]->done(sb->held[1], -EIO);
     run_until_completed(&e, 3, 1);
@@ -1182,7 +1189,7 @@ static void test_id_reused_after_close(void)
     int old_fd = open_object(&e, 1, 1, "erofs,boot.img", "blob1", "blob1-old", 64 * 4096, &copen);
     CHECK_EQ_INT(copen, 64 * 4096);
     fake_device_push_read(e.dev, 2, 1, 0, 4096);
-    run_for(&e, 50);
+    run_until_held(&e, sb, 1);
     CHECK_EQ_INT(sb->n_held, 1);
 
     fake_device_push_close(e.dev, 1);
@@ -1193,16 +1200,18 @@ static void test_id_reused_after_close(void)
 
     /* The old fetch lands: nothing is completed, least of all through the new fd. */
     stall_release(sb, 0);
-    run_for(&e, 200);
+    for (int i = 0; i < 500 && fd_is_open(old_fd); i++)     /* closed once storage let it go */
+        loop_run_once(e.d->loop, 10);
+    run_for(&e, 100);
+    CHECK(!fd_is_open(old_fd));
     CHECK_EQ_INT(fake_device_completions(e.dev, 2), 0);
     CHECK_EQ_INT(fake_device_n_completions(e.dev), completions);
-    CHECK(!fd_is_open(old_fd));
 
     /* The new object's READ: answered once, through the new fd, with the blob's bytes. */
     fake_device_push_read(e.dev, 4, 1, 0, 4096);
-    run_for(&e, 100);
-    for (size_t i = 1; i < sb->n_held; i++)
-        stall_release(sb, i);
+    run_until_held(&e, sb, 2);
+    CHECK_EQ_INT(sb->n_held, 2);
+    stall_release(sb, 1);
     run_until_completed(&e, 4, 1);
     CHECK_EQ_INT(fake_device_completions(e.dev, 4), 1);
     CHECK_EQ_INT(fake_device_completions(e.dev, 2), 0);
