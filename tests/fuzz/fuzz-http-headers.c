@@ -15,6 +15,7 @@
 
 #include "fuzz.h"
 #include "storage/backend/http/challenge.h"
+#include "storage/backend/http/common.h"
 
 enum { F_RANGED = 1, F_HEAD = 2, F_BUF = 4 };
 
@@ -24,6 +25,24 @@ static uint64_t le(const uint8_t *p, size_t n)
     for (size_t i = n; i-- > 0;)
         v = v << 8 | p[i];
     return v;
+}
+
+/* The check on configured extra request headers (hcommon_header_ok), on the same lines. */
+static void check_request_header_rule(const char *line, size_t len)
+{
+    char *h = malloc(len + 1);      /* the line is not NUL-terminated */
+    if (!h)
+        abort();
+    memcpy(h, line, len);
+    h[len] = '\0';
+    h[strcspn(h, "\r\n")] = '\0';
+    if (hcommon_header_ok(h)) {
+        const char *colon = strchr(h, ':');
+        FUZZ_ASSERT(colon && colon > h);
+        for (const char *c = h; *c; c++)
+            FUZZ_ASSERT(*c == '\t' || ((unsigned char)*c >= 0x20 && *c != 0x7f));
+    }
+    free(h);
 }
 
 /* Feed header lines; returns the offset of the body or SIZE_MAX when a callback refused. */
@@ -36,6 +55,7 @@ static size_t feed_headers(HttpXfer *x, const uint8_t *data, size_t size, size_t
         if (!line)
             abort();
         memcpy(line, data + off, len);
+        check_request_header_rule(line, len);
         size_t r = xfer_header_cb(line, 1, len, x);
         free(line);
         if (r != len) {
