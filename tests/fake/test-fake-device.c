@@ -1206,6 +1206,7 @@ static void test_id_reused_after_close(void)
     CHECK(!fd_is_open(old_fd));
     CHECK_EQ_INT(fake_device_completions(e.dev, 2), 0);
     CHECK_EQ_INT(fake_device_n_completions(e.dev), completions);
+    CHECK_EQ_INT(bytes_present(new_fd, 0, 64 * 4096), 0);      /* nor its bytes */
 
     /* The new object's READ: answered once, through the new fd, with the blob's bytes. */
     fake_device_push_read(e.dev, 4, 1, 0, 4096);
