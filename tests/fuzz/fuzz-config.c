@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause */
 /*
  * The YAML config loader, from memory (config_parse; config_load reads the
- * file and calls it). Input: a config file. An accepted config must hold
- * what the validation promises; a refused one must say why.
+ * file, calls it and looks for secrets in each backend section, as done
+ * here too). Input: a config file. An accepted config must hold what the
+ * validation promises; a refused one must say why.
  */
 #include <string.h>
 
+#include "cachefilesd-nydus/backend_factory.h"
 #include "cachefilesd-nydus/config.h"
 #include "fuzz.h"
 
@@ -24,6 +26,10 @@ static void check_config(const Config *cfg)
             FUZZ_ASSERT(config_name_is_valid(im->blobs[j]));
         if (im->backend.type != BACKEND_TYPE_LOCALFS)
             FUZZ_ASSERT(im->backend.fields.kind == CONFIG_NODE_MAP);
+        /* What config_load asks of each backend section (the file-mode warning). */
+        char key[64];
+        const char *secret = backend_config_secret_key(&im->backend, key, sizeof(key));
+        FUZZ_ASSERT(!secret || strnlen(secret, sizeof(key)) < sizeof(key));
     }
 }
 

@@ -284,6 +284,20 @@ images:
     bootstrap: /b
     backend: {type: http-proxy, addr: /run/p.sock, path: /blobs}
 """)
+out("config", "secrets", b"""cache_dir: /c
+images:
+  - fsid: a
+    bootstrap: /b
+    backend:
+      type: registry
+      host: r.example
+      repo: x/y
+      headers: ["Authorization: Bearer t", "X-Other: 1"]
+      proxy: {url: "http://user:pw@127.0.0.1:3128"}
+      mirrors:
+        - {host: "https://m1.example", headers: ["X-A: b"]}
+        - {host: "https://u:p@m2.example"}
+""")
 out("config", "errors", b"cache_dir: /c\nthreads: 0\nimages:\n  - fsid: ../x\n    bootstrap: /b\n")
 out("config", "anchors", b"cache_dir: &c /c\nwork_dir: *c\nimages: []\n")
 out("config", "flow-json", b'{"cache_dir": "/c", "images": [{"fsid": "x", "bootstrap": "/b"}]}\n')
