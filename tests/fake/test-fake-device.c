@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "cachefilesd-nydus/control.h"
 #include "cachefilesd-nydus/daemon.h"
@@ -815,7 +816,7 @@ typedef struct StatusCall {
     char sock[128];
     char out[CONTROL_MAX_MSG];
     int status, res;
-    volatile bool done;
+    atomic_bool done;       /* polled by the loop thread; volatile would be a data race */
 } StatusCall;
 
 static void *status_thread(void *p)
@@ -823,7 +824,7 @@ static void *status_thread(void *p)
     StatusCall *c = p;
     char *argv[] = { "status" };
     c->res = control_call(c->sock, 1, argv, 5000, &c->status, c->out, sizeof(c->out));
-    c->done = true;
+    atomic_store(&c->done, true);
     return NULL;
 }
 
@@ -874,7 +875,7 @@ static void test_bad_image_does_not_stop_the_others(void)
     snprintf(call.sock, sizeof(call.sock), "%s/work/control.sock", e.dir);
     pthread_t t;
     CHECK_EQ_INT(pthread_create(&t, NULL, status_thread, &call), 0);
-    for (int i = 0; i < 500 && !call.done; i++)
+    for (int i = 0; i < 500 && !atomic_load(&call.done); i++)
         loop_run_once(e.d->loop, 10);
     pthread_join(t, NULL);
     CHECK_EQ_INT(call.res, 0);
