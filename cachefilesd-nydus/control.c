@@ -24,20 +24,25 @@ typedef struct ControlConn {
     LoopOp poll_op;
     LoopTimer deadline;
     bool dispatched;
+    bool holds_reserve;             /* accepted with the reserve fd given up */
+    struct ControlConn *prev, *next;
     char buf[CONTROL_MAX_MSG + 1];
 } ControlConn;
 
 struct ControlServer {
     Loop *loop;
     int fd;
+    int reserve_fd;                 /* given up to accept one connection when out of fds */
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     ControlHandler fn;
     void *ctx;
     LoopOp accept_op;
     LoopTimer retry;
-    ControlConn *conn;              /* the one request in progress */
+    ControlConn *conns;             /* every connection being read or handled */
+    unsigned n_conns;
     bool accept_armed;
     bool closing;
+    CfnRateLimit accept_warn;
 };
 
 static void accept_arm(ControlServer *srv);
@@ -52,32 +57,67 @@ static int make_addr(const char *path, struct sockaddr_un *sa)
     return 0;
 }
 
+static int reserve_open(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }
+
+static void reserve_restore(ControlServer *srv)
+{
+    if (srv->reserve_fd < 0)
+        srv->reserve_fd = reserve_open();
+}
+
+static void conn_unlink(ControlConn *c)
+{
+    ControlServer *srv = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->n_conns--;
+}
+
 static void conn_free(ControlConn *c)
 {
     ControlServer *srv = c->srv;
     loop_timer_cancel(srv->loop, &c->deadline);
     if (c->fd >= 0)
         close(c->fd);
-    if (srv->conn == c)
-        srv->conn = NULL;
+    conn_unlink(c);
+    if (c->holds_reserve)
+        reserve_restore(srv);
     free(c);
     accept_arm(srv);
+}
+
+/* One small datagram into an empty socket buffer: never blocks. */
+static void send_reply(int fd, pid_t pid, int status, const char *fmt, va_list ap)
+{
+    char msg[CONTROL_MAX_MSG];
+    int n = snprintf(msg, sizeof(msg), "%d\n", status);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    if (send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        int r = errno;
+        log_warn("control: reply to pid %d lost: %s", (int)pid, strerror(r));
+    }
+}
+
+static void reply_fd(int fd, pid_t pid, int status, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply_fd(int fd, pid_t pid, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_reply(fd, pid, status, fmt, ap);
+    va_end(ap);
 }
 
 void control_reply(ControlRequest *req, int status, const char *fmt, ...)
 {
     ControlConn *c = cfn_container_of(req, ControlConn, req);
-    char msg[CONTROL_MAX_MSG];
-    int n = snprintf(msg, sizeof(msg), "%d\n", status);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    send_reply(c->fd, req->pid, status, fmt, ap);
     va_end(ap);
-    /* One small datagram into an empty socket buffer: never blocks. */
-    if (send(c->fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
-        int r = errno;
-        log_warn("control: reply to pid %d lost: %s", (int)req->pid, strerror(r));
-    }
     conn_free(c);
 }
 
@@ -89,6 +129,27 @@ static void conn_deadline(LoopTimer *t)
     log_warn("control: client pid %d sent no request within %d ms", (int)c->req.pid, CONTROL_RECV_TIMEOUT_MS);
     /* The poll op still references c: shutting the socket down completes it. */
     shutdown(c->fd, SHUT_RDWR);
+}
+
+/* Split the NUL-separated arguments in c->buf (n bytes); false: answered with an error. */
+static bool conn_parse(ControlConn *c, size_t n)
+{
+    c->buf[n] = '\0';
+    /* The last argument may or may not carry its NUL. */
+    size_t len = n;
+    if (len && c->buf[len - 1] == '\0')
+        len--;
+    c->req.argc = 0;
+    for (size_t i = 0; i <= len;) {
+        if (c->req.argc == CONTROL_MAX_ARGS) {
+            control_reply(&c->req, -E2BIG, "more than %d arguments", CONTROL_MAX_ARGS);
+            return false;
+        }
+        c->req.argv[c->req.argc++] = &c->buf[i];
+        i += strlen(&c->buf[i]) + 1;
+    }
+    c->req.argv[c->req.argc] = NULL;
+    return true;
 }
 
 static void conn_readable(LoopOp *op, int res)
@@ -116,61 +177,72 @@ static void conn_readable(LoopOp *op, int res)
         control_reply(&c->req, -EMSGSIZE, "request longer than %d bytes", CONTROL_MAX_MSG);
         return;
     }
-    c->buf[n] = '\0';
-    /* Arguments are NUL-separated; the last one may or may not carry its NUL. */
-    size_t len = (size_t)n;
-    if (len && c->buf[len - 1] == '\0')
-        len--;
-    c->req.argc = 0;
-    for (size_t i = 0; i <= len;) {
-        if (c->req.argc == CONTROL_MAX_ARGS) {
-            control_reply(&c->req, -E2BIG, "more than %d arguments", CONTROL_MAX_ARGS);
-            return;
-        }
-        c->req.argv[c->req.argc++] = &c->buf[i];
-        i += strlen(&c->buf[i]) + 1;
-    }
-    c->req.argv[c->req.argc] = NULL;
-    srv->fn(srv->ctx, &c->req);
+    if (conn_parse(c, (size_t)n))
+        srv->fn(srv->ctx, &c->req);
 }
 
-static void accept_ready(LoopOp *op, int res)
+static void accept_warn(ControlServer *srv, int err)
 {
-    ControlServer *srv = cfn_container_of(op, ControlServer, accept_op);
-    srv->accept_armed = false;
-    if (srv->closing || srv->conn)
+    unsigned dropped;
+    if (!cfn_ratelimit_pass(&srv->accept_warn, &dropped))
         return;
+    if (dropped)
+        log_warn("control: accept: %s (%u more since the last warning)", strerror(err), dropped);
+    else
+        log_warn("control: accept: %s", strerror(err));
+}
+
+/* Out of file descriptors: give up the reserve for this one connection. */
+static int accept_with_reserve(ControlServer *srv, bool *holds_reserve)
+{
+    if (srv->reserve_fd < 0)
+        return -EMFILE;
+    close(srv->reserve_fd);
+    srv->reserve_fd = -1;
     int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        int r = errno;
-        if (r != EAGAIN && r != EINTR && r != ECONNABORTED) {
-            log_warn("control: accept: %s", strerror(r));
-            loop_timer_arm(srv->loop, &srv->retry, 100);    /* e.g. EMFILE: do not spin */
-            return;
-        }
-        accept_arm(srv);
-        return;
+        int r = -errno;
+        reserve_restore(srv);
+        return r;
     }
+    *holds_reserve = true;
+    return fd;
+}
+
+/* A new connection: check the peer, then wait for its request (or answer busy). */
+static void conn_start(ControlServer *srv, int fd, bool holds_reserve)
+{
     struct ucred cred;
     socklen_t cl = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
         (cred.uid != 0 && cred.uid != geteuid())) {
         log_warn("control: refused a client (uid %d)", cl == sizeof(cred) ? (int)cred.uid : -1);
         close(fd);
-        accept_arm(srv);
+        if (holds_reserve)
+            reserve_restore(srv);
         return;
     }
-    ControlConn *c = calloc(1, sizeof(*c));
+    ControlConn *c = srv->n_conns < CONTROL_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
     if (!c) {
+        reply_fd(fd, cred.pid, -EBUSY, "the daemon is busy: %u control requests in progress", srv->n_conns);
+        /* Closing with the request unread would make the client's recv fail ECONNRESET, reply unread. */
+        for (int i = 0; i < 4 && recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) >= 0; i++)
+            ;
         close(fd);
-        accept_arm(srv);
+        if (holds_reserve)
+            reserve_restore(srv);
         return;
     }
     c->srv = srv;
     c->fd = fd;
+    c->holds_reserve = holds_reserve;
     c->req.uid = cred.uid;
     c->req.pid = cred.pid;
-    srv->conn = c;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
     loop_timer_init(&c->deadline, conn_deadline);
     loop_timer_arm(srv->loop, &c->deadline, CONTROL_RECV_TIMEOUT_MS);
     c->poll_op.fn = conn_readable;
@@ -178,9 +250,37 @@ static void accept_ready(LoopOp *op, int res)
         conn_free(c);
 }
 
+static void accept_ready(LoopOp *op, int res)
+{
+    ControlServer *srv = cfn_container_of(op, ControlServer, accept_op);
+    srv->accept_armed = false;
+    if (srv->closing)
+        return;
+    /* Bounded, so that a flood of connections cannot keep the loop here. */
+    for (int i = 0; i < CONTROL_MAX_CONNS; i++) {
+        bool holds_reserve = false;
+        int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE))
+            fd = accept_with_reserve(srv, &holds_reserve);
+        else if (fd < 0)
+            fd = -errno;
+        if (fd == -EAGAIN || fd == -EINTR || fd == -ECONNABORTED)
+            break;
+        if (fd < 0) {
+            /* Still out of fds (the reserve is in use) or worse: retry later, quietly. */
+            accept_warn(srv, -fd);
+            reserve_restore(srv);
+            loop_timer_arm(srv->loop, &srv->retry, 100);
+            return;
+        }
+        conn_start(srv, fd, holds_reserve);
+    }
+    accept_arm(srv);
+}
+
 static void accept_arm(ControlServer *srv)
 {
-    if (srv->closing || srv->conn || srv->accept_armed)
+    if (srv->closing || srv->accept_armed || loop_timer_armed(&srv->retry))
         return;
     srv->accept_op.fn = accept_ready;
     if (loop_poll(srv->loop, &srv->accept_op, srv->fd, POLLIN) < 0) {
@@ -218,10 +318,14 @@ int control_server_new(ControlServer **ret, Loop *loop, const char *path, Contro
         }
     }
     unlink(path);
-    mode_t old = umask(0077);
+    /* The socket file is created 0666 & ~umask: 0600, connecting needs write permission. */
+    mode_t old = umask(0177);
     int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
     umask(old);
-    if (r == 0 && listen(fd, 16) < 0)
+    if (r == 0 && listen(fd, 64) < 0)
+        r = -errno;
+    int reserve = r == 0 ? reserve_open() : -1;
+    if (r == 0 && reserve < 0)
         r = -errno;
     if (r < 0) {
         close(fd);
@@ -230,15 +334,18 @@ int control_server_new(ControlServer **ret, Loop *loop, const char *path, Contro
     }
     ControlServer *srv = calloc(1, sizeof(*srv));
     if (!srv) {
+        close(reserve);
         close(fd);
         unlink(path);
         return -ENOMEM;
     }
     srv->loop = loop;
     srv->fd = fd;
+    srv->reserve_fd = reserve;
     snprintf(srv->path, sizeof(srv->path), "%s", path);
     srv->fn = fn;
     srv->ctx = ctx;
+    srv->accept_warn.interval_ms = CONTROL_WARN_INTERVAL_MS;
     loop_timer_init(&srv->retry, retry_fire);
     accept_arm(srv);
     *ret = srv;
@@ -252,13 +359,19 @@ ControlServer *control_server_free(ControlServer *srv)
     /* Called at shutdown, when the loop no longer runs: polls still armed never complete. */
     srv->closing = true;
     loop_timer_cancel(srv->loop, &srv->retry);
-    if (srv->conn) {
-        if (srv->conn->dispatched)
-            log_warn("control: a request was still in progress at shutdown");
-        loop_timer_cancel(srv->loop, &srv->conn->deadline);
-        close(srv->conn->fd);
-        free(srv->conn);
+    unsigned pending = 0;
+    while (srv->conns) {
+        ControlConn *c = srv->conns;
+        pending += c->dispatched;
+        loop_timer_cancel(srv->loop, &c->deadline);
+        close(c->fd);
+        conn_unlink(c);
+        free(c);
     }
+    if (pending)
+        log_warn("control: %u request(s) still in progress at shutdown", pending);
+    if (srv->reserve_fd >= 0)
+        close(srv->reserve_fd);
     close(srv->fd);
     unlink(srv->path);
     free(srv);

@@ -8,10 +8,16 @@
  * message (arguments separated by NUL bytes, at most CONTROL_MAX_MSG bytes
  * and CONTROL_MAX_ARGS arguments), one reply message ("<status>\n<text>",
  * status 0 or -errno), then the server closes the connection. Only root or
- * the daemon's own user may talk to it. One request is served at a time,
- * the rest wait in the listen backlog, so a client can never make the
- * daemon hold more than one request's state; a client that connects and
- * sends nothing is dropped after CONTROL_RECV_TIMEOUT_MS.
+ * the daemon's own user may talk to it.
+ *
+ * Up to CONTROL_MAX_CONNS connections are served at once, so a request that
+ * waits (a mount behind a slow backend) never holds up `status` or another
+ * request; one more is answered -EBUSY at once. A client must send its
+ * request within CONTROL_RECV_TIMEOUT_MS of connecting or it is dropped, so
+ * a silent client holds a slot only that long. When the process is out of
+ * file descriptors, a reserved one is given up to accept a connection, so
+ * `status` still answers; accept errors are logged at most every
+ * CONTROL_WARN_INTERVAL_MS.
  */
 #pragma once
 
@@ -22,7 +28,9 @@
 
 #define CONTROL_MAX_MSG 4096
 #define CONTROL_MAX_ARGS 8
-#define CONTROL_RECV_TIMEOUT_MS 5000
+#define CONTROL_RECV_TIMEOUT_MS 2000
+#define CONTROL_MAX_CONNS 16
+#define CONTROL_WARN_INTERVAL_MS 10000
 
 typedef struct ControlServer ControlServer;
 typedef struct ControlRequest ControlRequest;
@@ -34,7 +42,7 @@ struct ControlRequest {
     pid_t pid;
 };
 
-/* Runs on the loop; must lead to exactly one control_reply(), now or later. */
+/* Runs on the loop; must lead to exactly one control_reply(), now or later (several may be pending). */
 typedef void (*ControlHandler)(void *ctx, ControlRequest *req);
 
 /* Bind `path` (a stale socket file is replaced; a live one is -EADDRINUSE). */

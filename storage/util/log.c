@@ -52,3 +52,18 @@ void cfn_log(enum cfn_log_level level, const char *fmt, ...)
 out:
     errno = saved;
 }
+
+bool cfn_ratelimit_pass(CfnRateLimit *rl, unsigned *suppressed)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    if (rl->last_ns && now - rl->last_ns < rl->interval_ms * 1000000ull) {
+        rl->suppressed++;
+        return false;
+    }
+    rl->last_ns = now;
+    *suppressed = rl->suppressed;
+    rl->suppressed = 0;
+    return true;
+}

@@ -6,6 +6,9 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "macros.h"
 
 enum cfn_log_level { CFN_LOG_ERROR, CFN_LOG_WARN, CFN_LOG_INFO, CFN_LOG_DEBUG };
@@ -22,3 +25,17 @@ void cfn_log(enum cfn_log_level level, const char *fmt, ...) _printf_(2, 3);
 #define log_info(...)  cfn_log(CFN_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) \
     do { if (cfn_log_get_level() >= CFN_LOG_DEBUG) cfn_log(CFN_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/*
+ * A warning that can repeat as fast as its cause (e.g. EMFILE on every
+ * retry) goes through a rate limit: at most one line per interval, the next
+ * one saying how many were suppressed. Not thread-safe: one owner thread.
+ */
+typedef struct CfnRateLimit {
+    uint64_t interval_ms;
+    uint64_t last_ns;
+    unsigned suppressed;
+} CfnRateLimit;
+
+/* true: log now, with *suppressed the number dropped since the last line. */
+bool cfn_ratelimit_pass(CfnRateLimit *rl, unsigned *suppressed);
