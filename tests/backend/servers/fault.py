@@ -14,12 +14,14 @@ GET/HEAD /<mode>/<digest>. Modes:
   stall        headers, a little body, then silence for 20 s
   stallfirst   stall on the first request per blob only
   bigheader    a 100 KiB header
-  slow         ok but 50 ms per 64 KiB
+  slow         ok but 50 ms per 64 KiB of body
   (ok also stalls a blob's ranged reads while the flag file 'stall-<digest>'
   exists, for as long as it exists (at most 120 s); a number N in it stalls
   only ranges starting below N, so that a blob's tail, where nydus keeps its
   chunk table, still answers)
 GET /v2/<repo>/blobs/sha256:<digest> is mode ok: a registry without auth.
+Every request for a blob, HEAD included, waits before answering while the
+flag file 'hold-<digest>' exists (up to 120 s).
 GET /ping    -> 200 (503 while the 'down' flag file exists)
 """
 import os
@@ -53,6 +55,11 @@ class FaultHandler(common.Handler):
         mode, digest = parts[-2], parts[-1]
         if mode == "blobs" and digest.startswith("sha256:"):
             mode, digest = "ok", digest[len("sha256:"):]
+        if st.flag("hold-" + digest):
+            st.inc("held")
+            deadline = time.monotonic() + 120
+            while st.flag("hold-" + digest) and time.monotonic() < deadline:
+                time.sleep(0.05)
         data = common.read_blob(self.server.blobs, digest)
         if data is None:
             self.send_plain(404, b"no such blob")
@@ -130,7 +137,7 @@ class FaultHandler(common.Handler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if mode == "slow":
+        if mode == "slow" and self.command != "HEAD":
             a, b = common.parse_range(self.headers.get("Range"), len(data))
             body = data[a:b + 1]
             self.send_response(206)
