@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -298,6 +299,65 @@ static void test_fault_unix(void)
     backend_drop(loop, b);
 }
 
+/*
+ * Out of file descriptors: a read fails with EMFILE, not with "connection
+ * refused" retried with back-off; and under a low open-file limit the
+ * engine keeps its connections within a quarter of it (64 -> 16).
+ */
+static void test_fault_out_of_fds(void)
+{
+    struct rlimit old;
+    CHECK_EQ_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = { .rlim_cur = 64, .rlim_max = old.rlim_max };
+    CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+    CHECK_EQ_INT(http_engine_new(&fault_engine, loop, NULL), 0);
+    Backend *b = fault_backend("ok", 3, 5, false);
+    HttpEngineStats st0, st1;
+    http_engine_stats(fault_engine, &st0);
+
+    int spare[64], n_spare = 0;
+    for (int fd; n_spare < 64 && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;)
+        spare[n_spare++] = fd;
+    TReq t;
+    treq_init_read(&t, digest(1), 0, 4096);
+    CHECK_EQ_INT(run_one(loop, b, &t, 10000), -EMFILE);
+    treq_fini(&t);
+    http_engine_stats(fault_engine, &st1);
+    CHECK_EQ_INT(st1.retries - st0.retries, 0);
+    for (int i = 0; i < n_spare; i++)
+        close(spare[i]);
+
+    /* 40 reads of 4 blobs the server holds: at most 16 of them get a connection (before: 32). */
+    enum { N = 40, BLOBS = 4 };
+    TReq rq[N];
+    TReq *p[N];
+    char hold[BLOBS][100];
+    for (int i = 0; i < BLOBS; i++) {
+        snprintf(hold[i], sizeof(hold[i]), "hold-%s", digest((unsigned)i));
+        server_flag(hold[i], true);
+    }
+    for (int i = 0; i < N; i++) {
+        treq_init_read(&rq[i], digest((unsigned)(i % BLOBS)), (uint64_t)(i / BLOBS) * 50, 100);
+        p[i] = &rq[i];
+        CHECK_EQ_INT(backend_submit(b, &rq[i].r), 0);
+    }
+    loop_spin(loop, 500);
+    http_engine_stats(fault_engine, &st1);
+    fprintf(stderr, "  at an open-file limit of 64: %u requests active, %u waiting\n", st1.active, st1.pending);
+    CHECK(st1.active <= 16);
+    for (int i = 0; i < BLOBS; i++)
+        server_flag(hold[i], false);
+    CHECK(loop_until(loop, p, N, 20000));
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ_INT(rq[i].res, 100);
+        treq_fini(&rq[i]);
+    }
+    backend_drop(loop, b);
+    fault_engine = http_engine_unref(fault_engine);
+    loop_spin(loop, 200);
+    setrlimit(RLIMIT_NOFILE, &old);
+}
+
 static void scenario_fault(void)
 {
     RUN(test_fault_ok);
@@ -307,6 +367,7 @@ static void scenario_fault(void)
     RUN(test_fault_isolation);
     RUN(test_fault_cancel);
     RUN(test_fault_unix);
+    RUN(test_fault_out_of_fds);
 }
 
 

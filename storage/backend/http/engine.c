@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "storage/util/log.h"
@@ -70,6 +72,9 @@ struct HttpEngine {
     bool kicking, kick_again;
     HttpEngineStats st;
 };
+
+/* An idle connection older than this is closed rather than reused (curl's default: 118 s). */
+#define ENGINE_IDLE_MAX_AGE_S 30
 
 static void engine_kick(HttpEngine *e);
 static void engine_final_free(HttpEngine *e);
@@ -502,12 +507,18 @@ static int engine_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
 static curl_socket_t engine_opensocket_cb(void *clientp, curlsocktype purpose,
                                           struct curl_sockaddr *addr)
 {
-    HttpEngine *e = clientp;
+    HttpXfer *x = clientp;
+    HttpEngine *e = x->eng;
     int fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-    if (fd < 0)
+    if (fd < 0) {
+        /* curl would call running out of fds "couldn't connect" (ECONNREFUSED, retried): say what it is. */
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            x->abort_err = -errno;
         return CURL_SOCKET_BAD;
+    }
     if (!sock_new(e, fd, true)) {
         close(fd);
+        x->abort_err = -ENOMEM;
         return CURL_SOCKET_BAD;
     }
     e->st.sockets_opened++;
@@ -875,7 +886,7 @@ static int xfer_setup(HttpEngine *e, HttpXfer *x, CURL *h)
     SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_OPENSOCKETFUNCTION, engine_opensocket_cb);
-    SET(CURLOPT_OPENSOCKETDATA, e);
+    SET(CURLOPT_OPENSOCKETDATA, x);
     SET(CURLOPT_CLOSESOCKETFUNCTION, engine_closesocket_cb);
     SET(CURLOPT_CLOSESOCKETDATA, e);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -884,6 +895,7 @@ static int xfer_setup(HttpEngine *e, HttpXfer *x, CURL *h)
     if (strncasecmp(x->url, "https://", 8) == 0 && !x->proxy)
         SET(CURLOPT_PIPEWAIT, 1L);
     SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_MAXAGE_CONN, (long)ENGINE_IDLE_MAX_AGE_S);
     SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     SET(CURLOPT_PROXY, x->proxy ? x->proxy : "");   /* "" also ignores *_proxy env vars */
     if (x->ranged && x->range_len >= 256 * 1024)
@@ -1264,6 +1276,24 @@ void http_xfer_cancel(HttpXfer *x)
         engine_kick(e);
 }
 
+/*
+ * Connections (busy or idle, cached for reuse) hold file descriptors the rest
+ * of the daemon needs too (cache files, permission events, the control
+ * socket): at most a quarter of the open-file limit; requests beyond wait.
+ * The connection cache is as large as the request limit, since a smaller
+ * one closes connections returned during a burst instead of reusing them.
+ */
+static void engine_fit_limits(HttpEngineLimits *l)
+{
+    struct rlimit rl;
+    unsigned fd_budget = UINT_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < UINT_MAX)
+        fd_budget = (unsigned)(rl.rlim_cur / 4);
+    fd_budget = CFN_MAX(fd_budget, 1u);
+    l->max_requests = CFN_MIN(CFN_MAX(l->max_requests, 1u), fd_budget);
+    l->max_requests_per_host = CFN_MIN(CFN_MAX(l->max_requests_per_host, 1u), l->max_requests);
+}
+
 int http_engine_new(HttpEngine **ret, Loop *loop, const HttpEngineLimits *limits)
 {
     HttpEngine *e = calloc(1, sizeof(*e));
@@ -1275,8 +1305,7 @@ int http_engine_new(HttpEngine **ret, Loop *loop, const HttpEngineLimits *limits
         e->lim = *limits;
     else
         http_engine_limits_default(&e->lim);
-    e->lim.max_requests = CFN_MAX(e->lim.max_requests, 1u);
-    e->lim.max_requests_per_host = CFN_MAX(e->lim.max_requests_per_host, 1u);
+    engine_fit_limits(&e->lim);
     if (!e->lim.max_requests_per_group)
         e->lim.max_requests_per_group = e->lim.max_requests_per_host;
     loop_timer_init(&e->timer, engine_timer_fire);
