@@ -62,6 +62,8 @@
 #define EVENT_BUF_SIZE (64 * 1024)
 #define READS_PER_WAKEUP 16
 #define STATE_FILE "fanotify-mounts"
+#define FAN_MAX_CLIENT_JOBS (CONTROL_MAX_CONNS / 2)    /* the other slots stay free for `status` */
+#define FAN_MOUNT_DEADLINE_FACTOR 2     /* a mount may take this many request_timeouts */
 
 typedef struct FanFrontend FanFrontend;
 
@@ -132,7 +134,14 @@ typedef struct JobBlob {
     ino_t ino;
 } JobBlob;
 
-/* mount / attach / umount: one at a time, steps alternate between loop and workers. */
+/*
+ * mount / attach / umount. Steps alternate between loop and workers. Jobs
+ * run concurrently unless they conflict (the same mount point, or two
+ * mounts of the same volume, which would prepare the same cache files), so
+ * a mount stalled on its backend holds up neither `umount` nor other mounts;
+ * the last step (the mount or umount itself and the state file) runs for one
+ * job at a time, so each job's state file reflects every earlier one.
+ */
 typedef struct FanJob {
     FanFrontend *fe;
     enum job_kind kind;
@@ -154,6 +163,10 @@ typedef struct FanJob {
     WorkItem work;
     int result;
     char why[512];
+    bool started;                   /* a step of it is (or was) in flight */
+    bool committing;                /* in or waiting for the mount/umount step */
+    bool expired;                   /* its deadline passed; fails at the next step boundary */
+    LoopTimer deadline;             /* mount jobs: FAN_MOUNT_DEADLINE_FACTOR x request_timeout */
     struct FanJob *next;
 } FanJob;
 
@@ -178,7 +191,11 @@ struct FanFrontend {
     char boot_id[40];               /* mount ids in the state file are only valid within one boot */
     FanBlob *blobs[BLOB_BUCKETS];
     FanMount *mounts;
-    FanJob *job_head, *job_tail;    /* job_head is running */
+    FanJob *jobs, *jobs_tail;       /* every job, in arrival order, running or waiting */
+    unsigned n_client_jobs;         /* of them, requests from the control socket */
+    FanJob *committer;              /* the job in its mount/umount step */
+    bool scheduling, schedule_again;
+    CfnRateLimit read_errors;       /* "reading events" failures, e.g. EMFILE, every 10 ms */
     FanStats stats;
     unsigned live_events;
     FanEvent *live;
@@ -188,7 +205,8 @@ struct FanFrontend {
 
 static Daemon *fe_daemon(FanFrontend *fe) { return fe->base.daemon; }
 
-static void job_next(FanFrontend *fe);
+static void job_schedule(FanFrontend *fe);
+static void job_commit_next(FanFrontend *fe);
 static void group_arm(FanFrontend *fe);
 
 /* ---- answering ---- */
@@ -679,8 +697,12 @@ static void group_ready(LoopOp *op, int res)
                 continue;
             if (r == EAGAIN)
                 break;
-            /* e.g. EMFILE: the event stays queued; retry shortly rather than spin. */
-            log_error("fanotify: reading events: %s", strerror(r));
+            /* e.g. EMFILE: retry shortly rather than spin, and say so at most every few seconds. */
+            unsigned dropped;
+            if (cfn_ratelimit_pass(&fe->read_errors, &dropped))
+                log_error("fanotify: reading events: %s%s (%u more failures since the last report)", strerror(r),
+                          r == EMFILE || r == ENFILE ? "; the kernel fails each event it cannot give us an fd for "
+                          "(EIO to its reader): raise the open file limit" : "", dropped);
             loop_timer_arm(fe_daemon(fe)->loop, &fe->backoff, 10);
             return;
         }
@@ -782,6 +804,34 @@ static void job_fail(FanJob *job, int r, const char *fmt, ...)
     }
 }
 
+static unsigned job_deadline_ms(FanFrontend *fe)
+{
+    return fe_daemon(fe)->cfg->request_timeout_ms * FAN_MOUNT_DEADLINE_FACTOR;
+}
+
+/*
+ * At a step boundary on the loop: a job whose deadline passed fails here
+ * (never from the timer while a worker may be running one of its steps).
+ */
+static bool job_stopped(FanJob *job)
+{
+    if (job->expired)
+        job_fail(job, -ETIMEDOUT, "did not finish within %u ms", job_deadline_ms(job->fe));
+    return job->result < 0;
+}
+
+static void job_unlink(FanFrontend *fe, FanJob *job)
+{
+    FanJob **p = &fe->jobs, *prev = NULL;
+    while (*p != job) {
+        prev = *p;
+        p = &(*p)->next;
+    }
+    *p = job->next;
+    if (fe->jobs_tail == job)
+        fe->jobs_tail = prev;
+}
+
 static void job_finish(FanJob *job)
 {
     FanFrontend *fe = job->fe;
@@ -809,13 +859,19 @@ static void job_finish(FanJob *job)
                   "unmount it (umount %s) and mount it again", job->mountpoint, job->mountpoint);
     if (job->req)
         control_reply(job->req, job->result, "%s", job->result < 0 ? job->why : "ok");
-    fe->job_head = job->next;
-    if (!fe->job_head)
-        fe->job_tail = NULL;
+    loop_timer_cancel(fe_daemon(fe)->loop, &job->deadline);
+    if (job->kind != JOB_ATTACH)
+        fe->n_client_jobs--;
+    job_unlink(fe, job);
+    bool was_committer = fe->committer == job;
     free(job->blobs);
     free(job->state_text);
     free(job);
-    job_next(fe);
+    if (was_committer) {
+        fe->committer = NULL;
+        job_commit_next(fe);
+    }
+    job_schedule(fe);
 }
 
 /* Loop: serve the mount a mount or attach job made (its blobs keep their marks while it exists). */
@@ -1045,9 +1101,11 @@ static void job_mount_work(WorkItem *item, void *ctx)
                  fe->state_path, strerror(-r));
 }
 
-static void job_run_mount(FanJob *job)
+/* The job's mount/umount step: one job at a time (fe->committer). */
+static void job_commit(FanJob *job)
 {
     FanFrontend *fe = job->fe;
+    fe->committer = job;
     if (fe->stopping && job->kind != JOB_UMOUNT) {
         /* No new mount the daemon would no longer serve. */
         job_fail(job, -ESHUTDOWN, "the daemon is shutting down");
@@ -1067,13 +1125,30 @@ static void job_run_mount(FanJob *job)
     workpool_submit(fe_daemon(fe)->pool, &job->work);
 }
 
+static void job_commit_next(FanFrontend *fe)
+{
+    for (FanJob *j = fe->jobs; j; j = j->next)
+        if (j->committing) {
+            job_commit(j);      /* may finish j (and start the next one) at once: stop here */
+            return;
+        }
+}
+
+/* From here on the deadline no longer applies: the mount may already be made. */
+static void job_run_mount(FanJob *job)
+{
+    job->committing = true;
+    if (!job->fe->committer)
+        job_commit(job);
+}
+
 /* Loop: every blob's cache file exists and was scanned; create, mark, then mount. */
 static void job_files_done(WorkItem *item)
 {
     FanJob *job = cfn_container_of(item, FanJob, work);
     FanFrontend *fe = job->fe;
     Daemon *d = fe_daemon(fe);
-    if (job->result < 0) {
+    if (job_stopped(job)) {
         job_finish(job);
         return;
     }
@@ -1133,7 +1208,7 @@ static void job_files_done(WorkItem *item)
                  b->path, b->info->uncompressed_size, b->ready_chunks, b->info->chunk_count,
                  b->marked ? ", marked" : ", complete (not marked)");
     }
-    if (job->result < 0) {
+    if (job_stopped(job)) {
         job_finish(job);
         return;
     }
@@ -1275,7 +1350,7 @@ static void job_opens_release(FanJob *job)
 {
     if (--job->opens_pending)
         return;
-    if (job->result < 0) {
+    if (job_stopped(job)) {
         job_finish(job);
         return;
     }
@@ -1304,7 +1379,7 @@ static void job_head_done(WorkItem *item)
     FanJob *job = cfn_container_of(item, FanJob, work);
     FanFrontend *fe = job->fe;
     Daemon *d = fe_daemon(fe);
-    if (job->result < 0) {
+    if (job_stopped(job)) {
         job_finish(job);
         return;
     }
@@ -1475,28 +1550,94 @@ static void log_ready(FanFrontend *fe)
     group_arm(fe);
 }
 
-static void job_next(FanFrontend *fe)
+/* Two jobs that must not overlap: the later one waits for the earlier one. */
+static bool jobs_conflict(const FanJob *a, const FanJob *b)
 {
-    if (fe->job_head) {
-        job_start(fe->job_head);
+    if (strcmp(a->mountpoint, b->mountpoint) == 0)
+        return true;
+    return a->kind != JOB_UMOUNT && b->kind != JOB_UMOUNT && strcmp(a->volume, b->volume) == 0;
+}
+
+static bool job_blocked(const FanFrontend *fe, const FanJob *job)
+{
+    for (const FanJob *e = fe->jobs; e != job; e = e->next)
+        if (jobs_conflict(e, job))
+            return true;
+    return false;
+}
+
+/* Start every waiting job that conflicts with no earlier one. */
+static void job_schedule(FanFrontend *fe)
+{
+    if (fe->scheduling) {
+        fe->schedule_again = true;  /* a job finished inside job_start: the outer walk goes again */
         return;
     }
+    fe->scheduling = true;
+    do {
+        fe->schedule_again = false;
+        for (FanJob *j = fe->jobs; j; j = j->next) {
+            if (j->started || job_blocked(fe, j))
+                continue;
+            j->started = true;
+            job_start(j);
+            fe->schedule_again = true;  /* j may be gone already: walk again from the head */
+            break;
+        }
+    } while (fe->schedule_again);
+    fe->scheduling = false;
     /* Re-attached mounts are served again only now: announce readiness after them. */
-    log_ready(fe);
+    if (!fe->jobs && !fe->stopping)
+        log_ready(fe);
+}
+
+/*
+ * A mount that has not reached its mount step by its deadline is answered with
+ * ETIMEDOUT now; a step in flight (a backend open, a worker) finishes in the
+ * background, sees the failure at its boundary and cleans up.
+ */
+static void job_deadline(LoopTimer *t)
+{
+    FanJob *job = cfn_container_of(t, FanJob, deadline);
+    if (job->committing)
+        return;
+    unsigned ms = job_deadline_ms(job->fe);
+    log_warn("fanotify: mount %s on %s: not done within %u ms; failing it%s", job->image->fsid, job->mountpoint,
+             ms, job->started ? " (steps in flight finish in the background)" : " (it was waiting for another job)");
+    if (!job->started) {
+        job_fail(job, -ETIMEDOUT, "waited %u ms for another mount or umount of the same image or mount point", ms);
+        job_finish(job);
+        return;
+    }
+    job->expired = true;
+    if (job->req) {
+        control_reply(job->req, -ETIMEDOUT, "mount %s on %s did not finish within %u ms (twice request_timeout): "
+                      "the backend is slow or unreachable", job->image->fsid, job->mountpoint, ms);
+        job->req = NULL;
+    }
 }
 
 static void job_enqueue(FanFrontend *fe, FanJob *job)
 {
     job->fe = fe;
     job->target_fd = job->volume_fd = -1;
-    bool idle = !fe->job_head;
-    if (fe->job_tail)
-        fe->job_tail->next = job;
+    loop_timer_init(&job->deadline, job_deadline);
+    if (job->kind == JOB_MOUNT)
+        loop_timer_arm(fe_daemon(fe)->loop, &job->deadline, job_deadline_ms(fe));
+    if (fe->jobs_tail)
+        fe->jobs_tail->next = job;
     else
-        fe->job_head = job;
-    fe->job_tail = job;
-    if (idle)
-        job_start(job);
+        fe->jobs = job;
+    fe->jobs_tail = job;
+    job_schedule(fe);
+}
+
+static FanJob *job_find(FanFrontend *fe, const char *mountpoint)
+{
+    for (FanJob *j = fe->jobs; j; j = j->next)
+        if (strcmp(j->mountpoint, mountpoint) == 0)
+            return j;
+    return NULL;
 }
 
 /* ---- control requests ---- */
@@ -1552,6 +1693,14 @@ static void control_handle(void *ctx, ControlRequest *req)
         control_reply(req, -EINVAL, "the mount point must be an absolute path without tabs or newlines");
         return;
     }
+    if (job_find(fe, mnt)) {
+        control_reply(req, -EBUSY, "a mount or umount of %s is in progress", mnt);
+        return;
+    }
+    if (fe->n_client_jobs >= FAN_MAX_CLIENT_JOBS) {
+        control_reply(req, -EBUSY, "%u mount/umount requests are in progress; try again later", fe->n_client_jobs);
+        return;
+    }
     FanMount *m = mount_find(fe, mnt);
     const ImageConfig *ic = NULL;
     if (is_mount) {
@@ -1583,6 +1732,7 @@ static void control_handle(void *ctx, ControlRequest *req)
     job->image = is_mount ? ic : m->image;
     snprintf(job->volume, sizeof(job->volume), "%s", job->image->domain_id ? job->image->domain_id : job->image->fsid);
     snprintf(job->mountpoint, sizeof(job->mountpoint), "%s", mnt);
+    fe->n_client_jobs++;
     job_enqueue(fe, job);
 }
 
@@ -1796,7 +1946,7 @@ static int fan_start(Frontend *base)
     }
     log_info("fanotify: control socket %s%s", sock, fe->adopted ? "; inherited group: marks kept across the restart" : "");
     attach_recorded_mounts(fe);
-    if (!fe->job_head)
+    if (!fe->jobs)
         log_ready(fe);
     return 0;
 }
@@ -1924,7 +2074,7 @@ static bool fan_drain(Frontend *base)
     FanFrontend *fe = cfn_container_of(base, FanFrontend, base);
     if (fe->group >= 0)
         drain_queued(fe);
-    return !fe->job_head && !fe->live_events && !storage_busy(fe) && !fe->releasing;
+    return !fe->jobs && !fe->live_events && !storage_busy(fe) && !fe->releasing;
 }
 
 static void fan_free(Frontend *base)
@@ -1964,6 +2114,7 @@ int frontend_fanotify_new(Frontend **ret, Daemon *d, int group_fd)
     fe->group = group_fd;
     fe->cache_root_fd = -1;
     loop_timer_init(&fe->backoff, group_backoff);
+    fe->read_errors.interval_ms = 10000;
     *ret = &fe->base;
     return 0;
 }

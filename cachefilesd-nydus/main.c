@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,7 @@ static const char *arg_frontend;
 static int arg_fanotify_fd = -1;
 static const char *arg_socket;
 static int arg_timeout_s = 120;
+static unsigned long arg_rlimit_nofile = 1000000;  /* nydusd's default; 0 leaves the limit alone */
 static char **arg_command;              /* mount|umount|status|hold and their arguments */
 static int arg_command_argc;
 static int saved_argc;
@@ -57,6 +59,8 @@ static void help(void)
            "      --socket PATH      control socket for mount/umount/status\n"
            "                         (default: WORK_DIR/control.sock from the config)\n"
            "      --timeout SECONDS  how long mount/umount/status wait (default 120)\n"
+           "      --rlimit-nofile N  raise the open-file limit to N at start, capped by\n"
+           "                         fs.file-max and fs.nr_open (default 1000000; 0: keep)\n"
            "  -l, --log-level LEVEL  error, warn, info (default) or debug\n"
            "      --log-file FILE    append the log to FILE instead of stderr\n"
            "      --device PATH      cachefiles device (default /dev/cachefiles)\n"
@@ -67,7 +71,8 @@ static void help(void)
 
 static int parse_argv(int argc, char **argv)
 {
-    enum { ARG_LOG_FILE = 0x100, ARG_DEVICE, ARG_DEVICE_FD, ARG_FRONTEND, ARG_FANOTIFY_FD, ARG_SOCKET, ARG_TIMEOUT };
+    enum { ARG_LOG_FILE = 0x100, ARG_DEVICE, ARG_DEVICE_FD, ARG_FRONTEND, ARG_FANOTIFY_FD, ARG_SOCKET, ARG_TIMEOUT,
+           ARG_RLIMIT_NOFILE };
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
         { "log-level", required_argument, NULL, 'l' },
@@ -78,6 +83,7 @@ static int parse_argv(int argc, char **argv)
         { "fanotify-fd", required_argument, NULL, ARG_FANOTIFY_FD },
         { "socket", required_argument, NULL, ARG_SOCKET },
         { "timeout", required_argument, NULL, ARG_TIMEOUT },
+        { "rlimit-nofile", required_argument, NULL, ARG_RLIMIT_NOFILE },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         {}
@@ -136,6 +142,17 @@ static int parse_argv(int argc, char **argv)
         case ARG_SOCKET:
             arg_socket = optarg;
             break;
+        case ARG_RLIMIT_NOFILE: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || errno || optarg[0] == '-') {
+                fprintf(stderr, "--rlimit-nofile needs a number\n");
+                return -EINVAL;
+            }
+            arg_rlimit_nofile = v;
+            break;
+        }
         case 'V':
             printf("cachefilesd-nydus %s\nGit Commit: %s\n", CFN_VERSION, CFN_GIT_COMMIT);
             return 0;
@@ -176,6 +193,51 @@ static int parse_argv(int argc, char **argv)
         return -EINVAL;
     }
     return 1;
+}
+
+static unsigned long read_proc_ulong(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    unsigned long v = 0;
+    if (f) {
+        if (fscanf(f, "%lu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v;
+}
+
+/*
+ * Every permission event, cache file and backend connection takes a file
+ * descriptor; the usual 1024 runs out under load. Raise the limit the way
+ * nydusd does (--rlimit-nofile, capped by fs.file-max and fs.nr_open, the
+ * hard limit too when privileged) and say what we got.
+ */
+static void raise_nofile_limit(unsigned long want)
+{
+    struct rlimit rl;
+    if (want == 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    unsigned long file_max = read_proc_ulong("/proc/sys/fs/file-max");
+    unsigned long nr_open = read_proc_ulong("/proc/sys/fs/nr_open");
+    if (file_max && want > file_max)
+        want = file_max;
+    if (nr_open && want > nr_open)
+        want = nr_open;
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur >= want) {
+        log_info("open file limit: %llu (already at least %lu)", (unsigned long long)was, want);
+        return;
+    }
+    struct rlimit raised = { .rlim_cur = want, .rlim_max = CFN_MAX(rl.rlim_max, (rlim_t)want) };
+    if (setrlimit(RLIMIT_NOFILE, &raised) < 0) {
+        /* Unprivileged: the hard limit is as far as we may go. */
+        raised = (struct rlimit){ .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+        if (rl.rlim_max <= rl.rlim_cur || setrlimit(RLIMIT_NOFILE, &raised) < 0)
+            raised.rlim_cur = was;
+    }
+    log_info("open file limit: %llu (was %llu, asked for %lu)", (unsigned long long)raised.rlim_cur,
+             (unsigned long long)was, want);
 }
 
 static int run(void)
@@ -421,6 +483,7 @@ int main(int argc, char **argv)
         return run_hold() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
     if (arg_command)
         return run_client() < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+    raise_nofile_limit(arg_rlimit_nofile);
     /* libcurl's global state must be set up once, before any thread. */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     r = run();

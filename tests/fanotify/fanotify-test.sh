@@ -74,13 +74,20 @@ img_plain() {       # FSID TREE
     mkfs.erofs "$W/$1.erofs" "$W/$2" >"$W/mkfs-$1.log" 2>&1 || fail "mkfs.erofs failed for $1"
     printf '  - fsid: %s\n    bootstrap: %s\n' "$1" "$W/$1.erofs" >>"$W/images.yaml"
 }
-img_blobdev() {     # FSID TREE: bootstrap + raw blob named FSID.blob (empty device tag)
+img_blobdev() {     # FSID TREE [BACKEND]: bootstrap + raw blob named FSID.blob (empty device tag)
+    local backend=${3:-}
+    [ -n "$backend" ] || backend="{type: localfs, dir: $W/blobs}"
     mkdir -p "$W/blobs"
     mkfs.erofs --chunksize=1048576 --blobdev="$W/blobs/$1.blob" -Eforce-chunk-indexes "$W/$1.boot" "$W/$2" \
         >"$W/mkfs-$1.log" 2>&1 || fail "mkfs.erofs --blobdev failed for $1"
-    printf '  - fsid: %s\n    bootstrap: %s\n    backend: {type: localfs, dir: %s}\n    blobs: [%s]\n' \
-        "$1" "$W/$1.boot" "$W/blobs" "$1.blob" >>"$W/images.yaml"
+    printf '  - fsid: %s\n    bootstrap: %s\n    backend: %s\n    blobs: [%s]\n' \
+        "$1" "$W/$1.boot" "$backend" "$1.blob" >>"$W/images.yaml"
 }
+
+# fault_stat NAME: a counter of fault.py (see fault_server below), 0 until set.
+fault_stat() { sed -n "s/^$1 //p" "$W/state/fault.stats" 2>/dev/null | grep . || echo 0; }
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 img_nydus() {       # FSID TREE COMPRESSOR [DIGESTER]: RAFS v6 bootstrap + one blob named by its id
     [ -n "${NYDUS_MKIMAGE:-}" ] && [ -x "$NYDUS_MKIMAGE" ] || skip "nydus-mkimage was not built"
     mkdir -p "$W/ny-$1"
@@ -107,10 +114,13 @@ daemon_start() {
     DSEQ=$(( ${DSEQ:-0} + 1 ))
     log=$W/daemon$DSEQ.log
     DLOG=$log
+    # DAEMON_ULIMIT: `ulimit` options for the daemon alone (e.g. "-n 40"); DAEMON_ARGS: extra options.
     if [ "$mode" = hold ]; then
         "$CFN_DAEMON" --config "$W/cfg.yaml" --log-level debug --log-file "$log" hold </dev/null >"$log.stderr" 2>&1 &
     else
-        "$CFN_DAEMON" --config "$W/cfg.yaml" --log-level debug --log-file "$log" </dev/null >"$log.stderr" 2>&1 &
+        ( [ -z "${DAEMON_ULIMIT:-}" ] || ulimit $DAEMON_ULIMIT
+          exec "$CFN_DAEMON" --config "$W/cfg.yaml" --log-level debug --log-file "$log" ${DAEMON_ARGS:-} \
+              </dev/null >"$log.stderr" 2>&1 ) &
     fi
     DPID=$!
     PIDS+=("$DPID")
@@ -749,6 +759,146 @@ fan_umount_after_exit() {
     MOUNTS=("${keep[@]}")
 }
 
+# ctl_within MS ARGS...: a control request must be answered (successfully) within MS ms.
+ctl_within() {
+    local limit=$1 t0 took rc=0 out
+    shift
+    t0=$(now_ms)
+    out=$(timeout -s KILL 30 "$CFN_DAEMON" --config "$W/cfg.yaml" --timeout 10 "$@" 2>&1) || rc=$?
+    took=$(( $(now_ms) - t0 ))
+    [ "$rc" = 0 ] || fail "'$*' failed after $took ms: $out"
+    [ "$took" -le "$limit" ] || fail "'$*' took $took ms (bound $limit ms)"
+    say "'$*' answered in $took ms"
+}
+
+# A mount whose backend stalls (its HEAD held by fault.py) holds up neither
+# status, nor umount, nor another mount, and fails at its deadline (twice
+# request_timeout) with a clear error; once the backend answers, the job has
+# cleaned up and the same mount succeeds. The control socket is mode 0600.
+scen_control_stall() {
+    make_tree t1 --profile small --big-mib 1 --seed 12
+    mkdir -p "$W/blobs"
+    fault_server "$W/blobs"
+    img_blobdev slow t1 "$(backend_yaml http-proxy "$FAULT_ADDR")"
+    img_blobdev fast t1 "$(backend_yaml http-proxy "$FAULT_ADDR")"
+    img_blobdev other t1
+    REQUEST_TIMEOUT=2s daemon_start
+    local mode
+    mode=$(stat -c %a "$W/work/control.sock")
+    [ "$mode" = 600 ] || fail "the control socket is mode $mode, not 600"
+    say "control socket mode $mode"
+    fan_mount other "$W/m2"
+    touch "$W/state/hold-slow.blob"
+    mkdir -p "$W/m1" "$W/m3"
+    local t0 rc
+    t0=$(now_ms)
+    ( rc=0; timeout -s KILL 60 "$CFN_DAEMON" --config "$W/cfg.yaml" --timeout 30 mount slow "$W/m1" >"$W/slow.out" 2>&1 || rc=$?
+      echo "$rc $(( $(now_ms) - t0 ))" >"$W/slow.rc" ) &
+    local i
+    for i in $(seq 1 100); do [ "$(fault_stat held)" -ge 1 ] && break; sleep 0.1; done
+    [ "$(fault_stat held)" -ge 1 ] || fail "the slow mount never reached the backend"
+    say "mount slow: its HEAD is held by the backend"
+    # A second mount of the same image waits behind the first (same cache files), within its own deadline.
+    mkdir -p "$W/m4"
+    ( rc=0; timeout -s KILL 60 "$CFN_DAEMON" --config "$W/cfg.yaml" --timeout 30 mount slow "$W/m4" >"$W/slow2.out" 2>&1 || rc=$?
+      echo "$rc" >"$W/slow2.rc" ) &
+    ctl_within 1000 status
+    ctl_within 1000 umount "$W/m2"
+    ctl_within 2000 mount fast "$W/m3"
+    MOUNTS+=("$W/m3")
+    verify "$W/m3" t1
+    for i in $(seq 1 150); do [ -s "$W/slow.rc" ] && break; sleep 0.1; done
+    [ -s "$W/slow.rc" ] || fail "the stalled mount did not fail within 15 s"
+    read -r rc took <"$W/slow.rc"
+    say "stalled mount: exit $rc after $took ms: $(cat "$W/slow.out")"
+    [ "$rc" != 0 ] || fail "the stalled mount succeeded?"
+    grep -q "did not finish within 4000 ms" "$W/slow.out" || fail "the stalled mount failed without naming its deadline"
+    [ "$took" -ge 3500 ] && [ "$took" -le 8000 ] || fail "the stalled mount failed after $took ms, not at its 4 s deadline"
+    mountpoint -q "$W/m1" && fail "the timed-out mount left $W/m1 mounted"
+    for i in $(seq 1 50); do [ -s "$W/slow2.rc" ] && break; sleep 0.1; done
+    say "second mount of the stalled image: exit $(cat "$W/slow2.rc" 2>/dev/null): $(cat "$W/slow2.out")"
+    [ "$(cat "$W/slow2.rc" 2>/dev/null)" = 1 ] && grep -q "waited 4000 ms for another mount" "$W/slow2.out" ||
+        fail "the mount queued behind the stalled one did not fail at its deadline"
+    mountpoint -q "$W/m4" && fail "the queued mount left $W/m4 mounted"
+    # The backend answers at last: the abandoned job cleans up, and the mount works.
+    rm "$W/state/hold-slow.blob"
+    for i in $(seq 1 100); do grep -q "mount slow on $W/m1 failed" "$DLOG" && break; sleep 0.1; done
+    grep -q "mount slow on $W/m1 failed: did not finish" "$DLOG" || fail "the abandoned mount job did not finish"
+    fan_mount slow "$W/m1"
+    verify "$W/m1" t1
+    fan_umount "$W/m1"
+    fan_umount "$W/m3"
+    daemon_stop
+}
+
+# Out of file descriptors (the daemon kept at `ulimit -n 24` with
+# --rlimit-nofile 0): 32 readers whose fetches the backend holds, so the
+# events in flight keep every fd taken. Readers get their bytes or EIO,
+# `status` keeps answering, and the log has no warning flood. Then without
+# the option, the daemon raises its own limit and says so.
+scen_fd_exhaustion() {
+    local args=() i f
+    for i in $(seq -w 1 32); do args+=(--file "f$i.bin:1048576"); done
+    make_tree t1 --profile list "${args[@]}" --seed 13
+    mkdir -p "$W/blobs"
+    fault_server "$W/blobs"
+    img_blobdev many t1 "$(backend_yaml http-proxy "$FAULT_ADDR")"
+    DAEMON_ULIMIT="-n ${FD_LIMIT:-24}" DAEMON_ARGS="--rlimit-nofile 0" daemon_start
+    grep -q "open file limit" "$DLOG" && fail "--rlimit-nofile 0 still changed the limit"
+    fan_mount many "$W/m"
+    touch "$W/state/hold-many.blob"
+    local out=$W/rd pids=()
+    mkdir -p "$out"
+    for i in $(seq -w 1 32); do
+        ( rc=0; cd "$W/m" && timeout -s KILL "$READ_TIMEOUT" sha256sum -- "f$i.bin" >"$out/$i.sum" 2>"$out/$i.err" || rc=$?
+          echo "$rc" >"$out/$i.rc" ) &
+        pids+=($!)
+    done
+    for i in $(seq 1 50); do [ "$(fault_stat held)" -ge 1 ] && break; sleep 0.1; done
+    say "fetches held by the backend: $(fault_stat held); daemon fds: $(ls "/proc/$DPID/fd" | wc -l) of ${FD_LIMIT:-24}"
+    for i in 1 2 3; do
+        ctl_within 1500 status
+        sleep 0.5
+    done
+    rm "$W/state/hold-many.blob"
+    for i in "${pids[@]}"; do wait "$i" || true; done
+    local ok=0 eio=0
+    for i in $(seq -w 1 32); do
+        case "$(cat "$out/$i.rc")" in
+            0) [ "$(cut -d' ' -f1 "$out/$i.sum")" = "$(expected_sum t1 "f$i.bin")" ] || fail "f$i.bin read with WRONG bytes"
+               ok=$((ok + 1)) ;;
+            137) fail "reading f$i.bin hung" ;;
+            *) grep -q "Input/output error" "$out/$i.err" || fail "f$i.bin failed, but not with EIO: $(cat "$out/$i.err")"
+               eio=$((eio + 1)) ;;
+        esac
+    done
+    # A line (numbers aside) repeated more often than there are readers is a flood: a retry loop logging.
+    awk '$2 == "warn" || $2 == "error"' "$DLOG" | cut -d' ' -f2- | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn >"$W/warnings"
+    say "32 readers at ulimit -n ${FD_LIMIT:-24}: $ok correct, $eio EIO; warnings and errors in the log:"
+    head -n 6 "$W/warnings" | cut -c1-160 | sed 's/^/    /'
+    local flood
+    flood=$(awk 'NR == 1 { print $1 }' "$W/warnings")
+    [ "${flood:-0}" -le 32 ] || fail "one warning repeated ${flood} times: a flood"
+    ctl_within 3000 status
+    # Let read-ahead still in flight land before the stop.
+    local last=-1 now
+    for i in $(seq 1 50); do
+        now=$(fault_stat requests)
+        [ "$now" = "$last" ] && [ "$(stat_of live_events)" = 0 ] && break
+        last=$now
+        sleep 0.5
+    done
+    fan_umount "$W/m"
+    daemon_stop
+    # The soft limit only: without CAP_SYS_RESOURCE the hard limit is as far as it can go.
+    DAEMON_ULIMIT="-Sn 64" daemon_start
+    local soft
+    soft=$(awk '/^Max open files/ { print $4 }' "/proc/$DPID/limits")
+    say "started at ulimit -n 64: $(grep -o 'open file limit.*' "$DLOG" | head -n 1); /proc says $soft"
+    [ "$soft" -gt 64 ] || fail "the daemon did not raise its open file limit"
+    daemon_stop
+}
+
 # A full cache file system (no limit configured): reads fail with EIO, never
 # with wrong bytes or a hang; a restart keeps (and does not refetch) what was
 # written; once space is freed the same reads succeed.
@@ -1024,6 +1174,8 @@ case "$SCEN" in
     umount-moved) scen_umount_moved ;;
     symlinks) scen_symlinks ;;
     unsafe-dirs) scen_unsafe_dirs ;;
+    control-stall) scen_control_stall ;;
+    fd-exhaustion) scen_fd_exhaustion ;;
     *) fail "unknown scenario $SCEN" ;;
 esac
 echo "PASS: $SCEN"
