@@ -24,7 +24,6 @@ typedef struct ControlConn {
     LoopOp poll_op;
     LoopTimer deadline;
     bool dispatched;
-    bool holds_reserve;             /* accepted with the reserve fd given up */
     struct ControlConn *prev, *next;
     char buf[CONTROL_MAX_MSG + 1];
 } ControlConn;
@@ -84,8 +83,7 @@ static void conn_free(ControlConn *c)
     if (c->fd >= 0)
         close(c->fd);
     conn_unlink(c);
-    if (c->holds_reserve)
-        reserve_restore(srv);
+    reserve_restore(srv);           /* ours back, or one lost to a race retaken */
     free(c);
     accept_arm(srv);
 }
@@ -193,7 +191,7 @@ static void accept_warn(ControlServer *srv, int err)
 }
 
 /* Out of file descriptors: give up the reserve for this one connection. */
-static int accept_with_reserve(ControlServer *srv, bool *holds_reserve)
+static int accept_with_reserve(ControlServer *srv)
 {
     if (srv->reserve_fd < 0)
         return -EMFILE;
@@ -205,12 +203,11 @@ static int accept_with_reserve(ControlServer *srv, bool *holds_reserve)
         reserve_restore(srv);
         return r;
     }
-    *holds_reserve = true;
     return fd;
 }
 
 /* A new connection: check the peer, then wait for its request (or answer busy). */
-static void conn_start(ControlServer *srv, int fd, bool holds_reserve)
+static void conn_start(ControlServer *srv, int fd)
 {
     struct ucred cred;
     socklen_t cl = sizeof(cred);
@@ -218,8 +215,7 @@ static void conn_start(ControlServer *srv, int fd, bool holds_reserve)
         (cred.uid != 0 && cred.uid != geteuid())) {
         log_warn("control: refused a client (uid %d)", cl == sizeof(cred) ? (int)cred.uid : -1);
         close(fd);
-        if (holds_reserve)
-            reserve_restore(srv);
+        reserve_restore(srv);
         return;
     }
     ControlConn *c = srv->n_conns < CONTROL_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
@@ -229,13 +225,11 @@ static void conn_start(ControlServer *srv, int fd, bool holds_reserve)
         for (int i = 0; i < 4 && recv(fd, NULL, 0, MSG_DONTWAIT | MSG_TRUNC) >= 0; i++)
             ;
         close(fd);
-        if (holds_reserve)
-            reserve_restore(srv);
+        reserve_restore(srv);
         return;
     }
     c->srv = srv;
     c->fd = fd;
-    c->holds_reserve = holds_reserve;
     c->req.uid = cred.uid;
     c->req.pid = cred.pid;
     c->next = srv->conns;
@@ -256,12 +250,12 @@ static void accept_ready(LoopOp *op, int res)
     srv->accept_armed = false;
     if (srv->closing)
         return;
+    reserve_restore(srv);
     /* Bounded, so that a flood of connections cannot keep the loop here. */
     for (int i = 0; i < CONTROL_MAX_CONNS; i++) {
-        bool holds_reserve = false;
         int fd = accept4(srv->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE))
-            fd = accept_with_reserve(srv, &holds_reserve);
+            fd = accept_with_reserve(srv);
         else if (fd < 0)
             fd = -errno;
         if (fd == -EAGAIN || fd == -EINTR || fd == -ECONNABORTED)
@@ -273,7 +267,7 @@ static void accept_ready(LoopOp *op, int res)
             loop_timer_arm(srv->loop, &srv->retry, 100);
             return;
         }
-        conn_start(srv, fd, holds_reserve);
+        conn_start(srv, fd);
     }
     accept_arm(srv);
 }
