@@ -50,7 +50,11 @@ int control_server_new(ControlServer **ret, Loop *loop, const char *path, Contro
                        char *err, size_t err_len);
 /* Answer the request (its memory is freed); status 0 or -errno. */
 void control_reply(ControlRequest *req, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Closes the socket and unlinks it; a request still being handled must have been answered. */
+/*
+ * Closes the socket and unlinks it. Requests still being handled are
+ * dropped (logged) and their memory freed: the handler must not answer
+ * them afterwards, so answer or forget them first.
+ */
 ControlServer *control_server_free(ControlServer *srv);
 
 /*
