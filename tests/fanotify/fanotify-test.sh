@@ -888,8 +888,9 @@ scen_fd_exhaustion() {
         last=$now
         sleep 0.5
     done
-    fan_umount "$W/m"
+    # Unmounted once the daemon is gone: at this limit the daemon's own umount may find no fd left.
     daemon_stop
+    fan_umount_after_exit "$W/m"
     # The soft limit only: without CAP_SYS_RESOURCE the hard limit is as far as it can go.
     DAEMON_ULIMIT="-Sn 64" daemon_start
     local soft
