@@ -87,6 +87,19 @@ static int get_u32(Ctx *c, const ConfigNode *map, const char *key, uint32_t max,
 }
 
 /* A list of strings; the array is kept in the scratch area until the backend is built. */
+/* A string array for the items of N, owned by the scratch space (freed with it). */
+static int scratch_list(Ctx *c, const ConfigNode *n, const char *key, const char ***out)
+{
+    if (c->scratch.n_strs == CFN_ARRAY_SIZE(c->scratch.strs))
+        return fail(c, n, key, "too many lists");
+    const char **v = calloc(n->n_items ? n->n_items : 1, sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    c->scratch.strs[c->scratch.n_strs++] = v;
+    *out = v;
+    return 0;
+}
+
 static int get_str_list(Ctx *c, const ConfigNode *map, const char *key, const char *const **out, size_t *n_out)
 {
     const ConfigNode *n = config_node_get(map, key);
@@ -94,12 +107,10 @@ static int get_str_list(Ctx *c, const ConfigNode *map, const char *key, const ch
         return 0;
     if (n->kind != CONFIG_NODE_SEQ)
         return fail(c, n, key, "expected a list of strings");
-    if (c->scratch.n_strs == CFN_ARRAY_SIZE(c->scratch.strs))
-        return fail(c, n, key, "too many lists");
-    const char **v = calloc(n->n_items ? n->n_items : 1, sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    c->scratch.strs[c->scratch.n_strs++] = v;
+    const char **v = NULL;
+    int r = scratch_list(c, n, key, &v);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < n->n_items; i++) {
         if (n->items[i].kind != CONFIG_NODE_SCALAR)
             return fail(c, &n->items[i], key, "expected a string");
@@ -128,12 +139,10 @@ static int get_headers(Ctx *c, const ConfigNode *map, const char *key, const cha
     const ConfigNode *n = config_node_get(map, key);
     if (!n || n->kind != CONFIG_NODE_MAP)
         return get_str_list(c, map, key, out, n_out);
-    if (c->scratch.n_strs == CFN_ARRAY_SIZE(c->scratch.strs))
-        return fail(c, n, key, "too many lists");
-    const char **v = calloc(n->n_items ? n->n_items : 1, sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    c->scratch.strs[c->scratch.n_strs++] = v;
+    const char **v = NULL;
+    int r = scratch_list(c, n, key, &v);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < n->n_items; i++) {
         const ConfigNode *h = &n->items[i];
         char *line;
@@ -141,8 +150,7 @@ static int get_headers(Ctx *c, const ConfigNode *map, const char *key, const cha
             return fail(c, h, key, "expected a header value");
         if (asprintf(&line, "%s: %s", h->key, h->value) < 0)
             return -ENOMEM;
-        int r = scratch_own(c, line);
-        if (r < 0)
+        if ((r = scratch_own(c, line)) < 0)
             return r;
         v[i] = line;
     }
