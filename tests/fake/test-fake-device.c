@@ -778,39 +778,61 @@ static void test_prefetch(void)
     free(src);
 }
 
-/* A blob that fails past its first MiB: the prefetch stops after a few failed ranges instead of trying them all. */
-static void test_prefetch_stops_on_failures(void)
+/*
+ * A prefetched blob of 16 MiB of which only the first MiB can be read: the
+ * object is cut short from the start (CUT_FROM_START: prefetch stops where the
+ * object ends), or truncated once opened (its size is right, its reads past
+ * 1 MiB fail: prefetch gives up after 3 failed ranges). Returns the number of
+ * prefetch fills; the first MiB must be in the cache file and nothing past it.
+ */
+static uint64_t prefetch_readable_first_mib(bool cut_from_start)
 {
     Env e;
     env_init(&e);
     char boot[128], blob[128], yaml[512];
     snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
     snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
-    const size_t boot_size = 5 * 4096, blob_size = 1u << 20, declared = 16u << 20;
+    const size_t boot_size = 5 * 4096, readable = 1u << 20, declared = 16u << 20;
     uint8_t *bsrc = write_image(boot, boot_size, 2, "blob1", declared / 4096);
-    uint8_t *dsrc = write_image(blob, blob_size, 3, NULL, 0);
+    uint8_t *dsrc = write_image(blob, cut_from_start ? readable : declared, 3, NULL, 0);
     snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n    prefetch: true\n", boot);
     env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
     int64_t copen = 0;
     open_object(&e, 1, 1, "erofs,boot.img", "boot.img", "boot", boot_size, &copen);
     int dfd = open_object(&e, 2, 2, "erofs,boot.img", "blob1", "blob1", declared, &copen);
     CHECK_EQ_INT(copen, (int64_t)declared);
-    /* Long enough to see a prefetch that goes on (slow under sanitizers). */
-    for (int i = 0; i < 500 && e.d->stats.prefetches < 2; i++)
+    if (!cut_from_start)
+        CHECK(truncate(blob, (off_t)readable) == 0);
+    /* Wait for the fills (slow under sanitizers), then long enough to see a prefetch that goes on. */
+    uint64_t want = cut_from_start ? 2 : 5;
+    for (int i = 0; i < 500 && e.d->stats.prefetches < want; i++)
         loop_run_once(e.d->loop, 10);
     run_for(&e, 300);
-    /* 32 ranges of 512 KiB declared; the object holds 2: nothing past them is asked of the backend. */
-    CHECK_EQ_INT(e.d->stats.prefetches, 2);
-    CHECK(range_equals(dfd, dsrc, 0, blob_size));
-    CHECK(lseek(dfd, (off_t)blob_size, SEEK_DATA) < 0);
+    CHECK(range_equals(dfd, dsrc, 0, readable));
+    CHECK(lseek(dfd, (off_t)readable, SEEK_DATA) < 0);
     fake_device_push_read(e.dev, 3, 2, 4096, 4096);
     run_until_completed(&e, 3, 1);
     CHECK_EQ_INT(fake_device_completions(e.dev, 3), 1);
+    uint64_t fills = e.d->stats.prefetches;
     env_stop(&e);
     free(bsrc);
     free(dsrc);
+    return fills;
 }
 
+/* 32 ranges of 512 KiB declared; the object holds 2: nothing past them is asked of the backend. */
+static void test_prefetch_stops_on_failures(void)
+{
+    CHECK_EQ_INT(prefetch_readable_first_mib(true), 2);
+}
+
+/* 2 good ranges, then 3 failures (plus what was in flight), then no more: not all 32. */
+static void test_prefetch_gives_up_after_failures(void)
+{
+    uint64_t fills = prefetch_readable_first_mib(false);
+    CHECK(fills >= 5);
+    CHECK(fills <= 8);
+}
 /* The control socket's answer to `status`, run from a thread while the loop serves it. */
 typedef struct StatusCall {
     char sock[128];
@@ -932,41 +954,6 @@ static void test_fifo_blob(void)
     free(gsrc);
 }
 
-/*
- * A blob that stops being readable past 1 MiB after it was opened (its size
- * is right, its reads fail): prefetch gives up after 3 failed ranges instead
- * of asking the backend for all 32.
- */
-static void test_prefetch_gives_up_after_failures(void)
-{
-    Env e;
-    env_init(&e);
-    char boot[128], blob[128], yaml[512];
-    snprintf(boot, sizeof(boot), "%s/boot.img", e.dir);
-    snprintf(blob, sizeof(blob), "%s/blob1", e.dir);
-    const size_t boot_size = 5 * 4096, readable = 1u << 20, blob_size = 16u << 20;
-    uint8_t *bsrc = write_image(boot, boot_size, 2, "blob1", blob_size / 4096);
-    uint8_t *dsrc = write_image(blob, blob_size, 3, NULL, 0);
-    snprintf(yaml, sizeof(yaml), "  - fsid: boot.img\n    bootstrap: %s\n    prefetch: true\n", boot);
-    env_start_with(&e, "merge_limit: 512KiB\nmax_inflight: 4MiB\n", yaml);
-    int64_t copen = 0;
-    open_object(&e, 1, 1, "erofs,boot.img", "boot.img", "boot", boot_size, &copen);
-    int dfd = open_object(&e, 2, 2, "erofs,boot.img", "blob1", "blob1", blob_size, &copen);
-    CHECK_EQ_INT(copen, (int64_t)blob_size);
-    CHECK(truncate(blob, (off_t)readable) == 0);
-    /* Wait for the failures (slow under sanitizers), then long enough to see a prefetch that goes on. */
-    for (int i = 0; i < 500 && e.d->stats.prefetches < 5; i++)
-        loop_run_once(e.d->loop, 10);
-    run_for(&e, 300);
-    /* 32 ranges of 512 KiB: 2 good ones, then 3 failures (plus what was in flight), then no more. */
-    CHECK(e.d->stats.prefetches >= 5);
-    CHECK(e.d->stats.prefetches <= 8);
-    CHECK(range_equals(dfd, dsrc, 0, readable));
-    CHECK(lseek(dfd, (off_t)readable, SEEK_DATA) < 0);
-    env_stop(&e);
-    free(bsrc);
-    free(dsrc);
-}
 
 static void test_bad_config_is_reported(void)
 {
