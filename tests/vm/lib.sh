@@ -68,16 +68,20 @@ now() { date +%s.%N; }
 elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.2f", e - s }'; }
 
 # daemon_start NAME [YAML_LINES]: start the daemon with a fresh cache dir
-# $CFN_VM_CACHE/NAME and every test image configured; wait for "ready".
+# $CFN_VM_CACHE/NAME (unless YAML_LINES name another cache_dir) and every
+# test image configured; wait for "ready".
 daemon_start() {
     local name=$1 extra=${2:-} cfg i
     [ -x "$DAEMON" ] || fail "daemon binary $DAEMON not found or not executable"
     cfg=$SCEN_DIR/daemon-$name.yaml
     DLOG=$SCEN_DIR/daemon-$name.log
     {
-        echo "cache_dir: $CFN_VM_CACHE/$name"
-        echo "threads: 2"
-        echo "request_timeout: 30s"
+        # Defaults, unless the scenario's lines set the key (a key may be given once).
+        local key default
+        for default in "cache_dir: $CFN_VM_CACHE/$name" "threads: 2" "request_timeout: 30s"; do
+            key=${default%%:*}
+            printf '%s\n' "$extra" | grep -q "^$key:" || echo "$default"
+        done
         [ -n "$extra" ] && printf '%s\n' "$extra"
         sed "s|@IMG@|$IMG|g" "$IMG/images.yaml"
         # More entries of the images: list (scenarios that build their own images).
