@@ -510,12 +510,12 @@ static void test_deadline(void)
 
 #define FIXTURE_BLOB "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
 
-/* Copy the shared nydus fixture into the test dir, optionally flipping one blob byte. */
+/* Copy the repo's nydus fixture into the test dir, optionally flipping one blob byte. */
 static void copy_fixture(Env *e, long flip_at)
 {
-    const char *shared = getenv("CFN_SHARED_DIR");
+    const char *fixture = getenv("CFN_FIXTURE_DIR");
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "cp %s/fixtures/nydus-v6-2.2/* %s/ && chmod u+w %s/*", shared ? shared : "../shared",
+    snprintf(cmd, sizeof(cmd), "cp %s/* %s/ && chmod u+w %s/*", fixture ? fixture : "tests/fixtures/nydus-v6-2.2",
              e->dir, e->dir);
     CHECK_EQ_INT(system(cmd), 0);
     if (flip_at >= 0) {

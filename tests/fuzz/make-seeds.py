@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
 """Regenerate the seed corpora in corpus/<target>/ from the nydus fixture.
 
-Usage: make-seeds.py [--mkimage BUILDDIR/storage/builder/nydus-mkimage] [SHARED_DIR]
-(SHARED_DIR defaults to $CFN_SHARED_DIR or /work/shared.) Needs the `zstd`
+Usage: make-seeds.py [--mkimage BUILDDIR/storage/builder/nydus-mkimage] [FIXTURE_DIR]
+(FIXTURE_DIR defaults to $CFN_FIXTURE_DIR or the repo's tests/fixtures/nydus-v6-2.2.) Needs the `zstd`
 command. With --mkimage, images built by nydus-mkimage with several option
 sets are added too (V2, crc32, lz4_block, sha256, TOC, inline bootstrap).
 Inputs the fuzzers found are kept next to these seeds (found-*).
@@ -21,8 +21,8 @@ args = sys.argv[1:]
 MKIMAGE = None
 if args[:1] == ["--mkimage"]:
     MKIMAGE, args = args[1], args[2:]
-SHARED = args[0] if args else os.environ.get("CFN_SHARED_DIR", "/work/shared")
-FIX = os.path.join(SHARED, "fixtures", "nydus-v6-2.2")
+FIX = args[0] if args else os.environ.get(
+    "CFN_FIXTURE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "nydus-v6-2.2"))
 BLOB_ID = "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
 boot = open(os.path.join(FIX, "rafs-v6-2.2.boot"), "rb").read()
 blob = open(os.path.join(FIX, BLOB_ID), "rb").read()

@@ -947,18 +947,14 @@ static void test_fixture(void)
     static const struct {
         size_t coff, csize, usize;
     } chunks[] = { { 0, 4828, 16931 }, { 4828, 2974, 13400 } };
-    const char *shared = getenv("CFN_SHARED_DIR");
+    const char *fixture = getenv("CFN_FIXTURE_DIR");
     char path[4096];
     uint8_t blob[14554];
     ssize_t n;
     int fd;
 
-    if (!shared) {
-        fprintf(stderr, "skip: CFN_SHARED_DIR not set, fixture not tested\n");
-        return;
-    }
-    snprintf(path, sizeof(path), "%s/fixtures/nydus-v6-2.2/"
-             "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef", shared);
+    snprintf(path, sizeof(path), "%s/be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef",
+             fixture ? fixture : "tests/fixtures/nydus-v6-2.2");
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         fprintf(stderr, "skip: %s: %s\n", path, strerror(errno));

@@ -15,7 +15,6 @@
 
 #include "tests/unit/test.h"
 
-#define FIXTURE_DIR "fixtures/nydus-v6-2.2"
 #define FIXTURE_BOOT "rafs-v6-2.2.boot"
 #define FIXTURE_BLOB_ID "be7d77eeb719f70884758d1aa800ed0fb09d701aaec469964e9d54325f0d5fef"
 
@@ -29,10 +28,11 @@
         }                                                                                \
     } while (0)
 
-static inline const char *tu_shared_dir(void)
+/* The nydus-image fixture in the repo (meson sets CFN_FIXTURE_DIR; by hand, run from the source root). */
+static inline const char *tu_fixture_dir(void)
 {
-    const char *d = getenv("CFN_SHARED_DIR");
-    return d && *d ? d : "/work/shared";
+    const char *d = getenv("CFN_FIXTURE_DIR");
+    return d && *d ? d : "tests/fixtures/nydus-v6-2.2";
 }
 
 static inline uint8_t *tu_read_file(const char *path, size_t *len)
@@ -68,7 +68,7 @@ out:
 static inline uint8_t *tu_fixture(const char *name, size_t *len)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/" FIXTURE_DIR "/%s", tu_shared_dir(), name);
+    snprintf(path, sizeof(path), "%s/%s", tu_fixture_dir(), name);
     uint8_t *b = tu_read_file(path, len);
     if (!b)
         exit(1);

@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0 OR BSD-3-Clause
-# The real nydus image in shared/fixtures (made by nydus-image 2.2) mounted
+# The real nydus image in tests/fixtures (made by nydus-image 2.2) mounted
 # with fsid=: lib.rs and sync_io.rs read back through the kernel, and the
 # blake3 of each equals the chunk digest stored in the blob's blob.digest.
 . "$IMG/meta.env"
 [ -z "$NYDUS_SKIP" ] || skip "$NYDUS_SKIP"
-[ -n "$FIXTURE_DIGESTS" ] || skip "shared/fixtures/nydus-v6-2.2 was found neither next to the checkout nor in /work/shared"
+[ -n "$FIXTURE_DIGESTS" ] || fail "tests/fixtures/nydus-v6-2.2 was not copied to the VM disk (tests/vm/run)"
 command -v b3sum >/dev/null || skip "b3sum is not installed (scripts/setup installs it)"
 daemon_start fixture
 m=$MNT_BASE/m
