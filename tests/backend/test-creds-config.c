@@ -103,6 +103,20 @@ static void test_config_mode(void)
     expect_warning(b, 0644, "session_token");
 }
 
+/* What creating a registry backend for 127.0.0.1:5000 with DOCKER_CONFIG logs (the caller frees it). */
+static char *registry_log_with_docker_config(Loop *loop, const char *docker_config)
+{
+    RegistryConfig c;
+    registry_config_init(&c);
+    c.host = "127.0.0.1:5000";
+    c.repo = "library/app";
+    c.docker_config = docker_config;
+    Backend *b = NULL;
+    CHECK_EQ_INT(backend_registry_new(&b, loop, &c), 0);
+    backend_free(b);
+    return log_take();
+}
+
 static void test_docker_config_mode(void)
 {
     char path[128], json[512];
@@ -113,15 +127,7 @@ static void test_docker_config_mode(void)
     static const mode_t modes[] = { 0644, 0640, 0600 };
     for (size_t i = 0; i < CFN_ARRAY_SIZE(modes); i++) {
         write_file(path, json, modes[i]);
-        RegistryConfig c;
-        registry_config_init(&c);
-        c.host = "127.0.0.1:5000";
-        c.repo = "library/app";
-        c.docker_config = path;
-        Backend *b = NULL;
-        CHECK_EQ_INT(backend_registry_new(&b, loop, &c), 0);
-        backend_free(b);
-        char *log = log_take();
+        char *log = registry_log_with_docker_config(loop, path);
         char want[64];
         snprintf(want, sizeof(want), "mode %04o", (unsigned)modes[i]);
         bool warned = strstr(log, "lets other users read it") && strstr(log, path) && strstr(log, want);
@@ -131,15 +137,7 @@ static void test_docker_config_mode(void)
     }
     /* A docker config without an entry for this host holds nothing of its: no warning. */
     write_file(path, "{\"auths\": {\"other:5000\": {\"auth\": \"eDp5\"}}}", 0644);
-    RegistryConfig c;
-    registry_config_init(&c);
-    c.host = "127.0.0.1:5000";
-    c.repo = "library/app";
-    c.docker_config = path;
-    Backend *b = NULL;
-    CHECK_EQ_INT(backend_registry_new(&b, loop, &c), 0);
-    backend_free(b);
-    char *log = log_take();
+    char *log = registry_log_with_docker_config(loop, path);
     CHECK(!strstr(log, "lets other users read it"));
     free(log);
     for (int i = 0; i < 3; i++)
