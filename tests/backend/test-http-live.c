@@ -805,24 +805,40 @@ static char **issued_tokens(void)
     return v;
 }
 
+/*
+ * No log line may hold a token the token server issued (at least MIN_ISSUED
+ * of them) or any of SECRETS (NULL-terminated).
+ */
+static void run_secrets_with_issued_tokens(const char *const *secrets, size_t min_issued)
+{
+    char **issued = issued_tokens();
+    size_t n_issued = 0, n_secrets = 0;
+    while (issued[n_issued])
+        n_issued++;
+    while (secrets[n_secrets])
+        n_secrets++;
+    CHECK(n_issued >= min_issued);
+    const char **all = calloc(n_issued + n_secrets + 1, sizeof(*all));
+    CHECK(all != NULL);
+    if (all) {
+        memcpy(all, issued, n_issued * sizeof(*all));
+        memcpy(all + n_issued, secrets, n_secrets * sizeof(*all));
+        RUN_SECRETS(all);
+    }
+    free(all);
+    for (size_t i = 0; i < n_issued; i++)
+        free(issued[i]);
+    free(issued);
+}
+
 static void scenario_token(void)
 {
     RUN(test_token_flow);
     RUN(test_token_variants);
     RUN(test_token_free_in_done);
-    char **toks = issued_tokens();
-    size_t n = 0;
-    while (toks[n])
-        n++;
-    CHECK(n >= 4);
-    toks[n++] = (char *)env_req("CFN_T_PASSWORD");
-    toks[n++] = b64_userpass();
-    toks[n++] = (char *)env_req("CFN_T_IDENTITY");
-    toks[n++] = (char *)env_req("CFN_T_STATIC_TOKEN");
-    RUN_SECRETS((const char *const *)toks);
-    for (size_t i = 0; i + 4 < n; i++)
-        free(toks[i]);
-    free(toks);
+    const char *secrets[] = { env_req("CFN_T_PASSWORD"), b64_userpass(), env_req("CFN_T_IDENTITY"),
+                              env_req("CFN_T_STATIC_TOKEN"), NULL };
+    run_secrets_with_issued_tokens(secrets, 4);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1564,20 +1580,9 @@ static void scenario_creds(void)
     RUN(test_creds_mirror_own);
     RUN(test_creds_redirect);
     RUN(test_creds_url_password_log);
-    char **toks = issued_tokens();
-    size_t n = 0;
-    while (toks[n])
-        n++;
-    toks[n++] = (char *)env_req("CFN_T_PASSWORD");
-    toks[n++] = b64_userpass();
-    toks[n++] = (char *)env_req("CFN_T_MIRROR_PASSWORD");
-    toks[n++] = mirror_basic() + 6;
-    toks[n++] = (char *)env_req("CFN_T_IDENTITY");
-    toks[n++] = (char *)env_req("CFN_T_STATIC_TOKEN");
-    RUN_SECRETS((const char *const *)toks);
-    for (size_t i = 0; i + 6 < n; i++)
-        free(toks[i]);
-    free(toks);
+    const char *secrets[] = { env_req("CFN_T_PASSWORD"), b64_userpass(), env_req("CFN_T_MIRROR_PASSWORD"),
+                              mirror_basic() + 6, env_req("CFN_T_IDENTITY"), env_req("CFN_T_STATIC_TOKEN"), NULL };
+    run_secrets_with_issued_tokens(secrets, 0);
 }
 
 /* ------------------------------------------------------------------------ */
